@@ -1,0 +1,358 @@
+/**
+ * The Ledger is the master's record of every job between the watermark and the newest job fed
+ * in. Each job gets a sequence id when the feeder admits it; its slot in a ring then moves
+ *
+ *     queued ─► leased (to one worker) ─► done | failed
+ *        ▲           │
+ *        └───────────┘  returned, its worker died, or its attempt failed and may be retried
+ *
+ * The watermark (`base`) is the lowest id not yet finished. Everything below it is finished and
+ * forgotten; finished ids above it stay in the ring until the watermark passes them, so the
+ * memory held is bounded by the window (`next - base <= window`), not by the batch.
+ *
+ * Fresh jobs sit in the ring in id order from `cursor` to `next` and are handed out as
+ * contiguous runs; jobs that come back are queued separately and go out first (the front of the
+ * buffer). All per-job state lives in typed arrays indexed by `id & mask`, so the hot path
+ * (admit, lease a run, complete a run) allocates nothing per job.
+ */
+import type { IdRuns } from "../id-runs.ts";
+import { IdRunsBuilder } from "../id-runs.ts";
+import { JOB_HASH_BYTES } from "../codec.ts";
+
+const EMPTY = 0;
+const QUEUED = 1;
+const LEASED = 2;
+const DONE = 3;
+const FAILED = 4;
+/** Failed an attempt and waits out its backoff before it is queued again. */
+const PARKED = 5;
+
+/** Most attempts a job can be given; attempts are stored in a byte. */
+export const MAX_ATTEMPTS = 255;
+
+export interface LedgerStart {
+  /** The id of the first job the iterator will yield (the resume point, or 0). */
+  firstId: number;
+  window: number;
+}
+
+/** A batch leased to one worker: `runs` is `[start, count, attempt, …]`, payloads in order. */
+export interface Lease {
+  runs: number[];
+  payloads: unknown[];
+  count: number;
+}
+
+/** Why an acknowledgement was not accepted: the id was not leased to that worker. */
+export type Rejection = "not-leased";
+
+export class Ledger {
+  /** The watermark: the lowest id not finished. */
+  base: number;
+  /** The id the next admitted job gets. */
+  next: number;
+  /** Fresh jobs not yet handed out are `[cursor, next)`. */
+  cursor: number;
+  readonly window: number;
+
+  /** Jobs finished in this run: succeeded / failed for good. */
+  doneCount = 0;
+  failedCount = 0;
+  /** Jobs leased to some worker right now. */
+  leased = 0;
+
+  private capacity: number;
+  private mask: number;
+  private payload: unknown[];
+  private state: Uint8Array;
+  private owner: Int32Array;
+  private attempts: Uint8Array;
+  /** Payload hashes of finished jobs above the watermark, 8 bytes a slot; see `snapshot`. */
+  private hashes: Uint8Array;
+  private hashed: Uint8Array;
+  /** Returned or retried ids, handed out before fresh ones. */
+  private again: number[] = [];
+  private againHead = 0;
+  /** The payload of the newest job the watermark passed: the resume point when nothing is open. */
+  private lastFinished: { id: number; payload: unknown; hash?: Buffer } | undefined;
+
+  constructor({ firstId, window }: LedgerStart) {
+    if (!Number.isSafeInteger(window) || window < 1) throw new RangeError("window must be >= 1");
+    this.base = this.next = this.cursor = firstId;
+    this.window = window;
+    this.capacity = Math.min(1024, nextPowerOfTwo(window));
+    this.mask = this.capacity - 1;
+    this.payload = new Array<unknown>(this.capacity);
+    this.state = new Uint8Array(this.capacity);
+    this.owner = new Int32Array(this.capacity);
+    this.attempts = new Uint8Array(this.capacity);
+    this.hashes = new Uint8Array(this.capacity * JOB_HASH_BYTES);
+    this.hashed = new Uint8Array(this.capacity);
+  }
+
+  /** Jobs between the watermark and the newest: what the window bounds. */
+  get open(): number {
+    return this.next - this.base;
+  }
+
+  /** Jobs waiting to be handed out (fresh and returned). */
+  get queued(): number {
+    return this.next - this.cursor + (this.again.length - this.againHead);
+  }
+
+  /** Whether every admitted job is finished. */
+  get settled(): boolean {
+    return this.base === this.next;
+  }
+
+  /** Admits a job fed from the iterator; the caller keeps `open < window`. */
+  admit(payload: unknown): number {
+    if (this.next - this.base >= this.capacity) this.grow();
+    const id = this.next++;
+    const slot = id & this.mask;
+    this.payload[slot] = payload;
+    this.state[slot] = QUEUED;
+    this.attempts[slot] = 0;
+    return id;
+  }
+
+  /**
+   * Leases up to `max` queued jobs to `worker`: returned jobs first, then a contiguous run of
+   * fresh ones. Returns undefined when nothing is queued.
+   */
+  lease(worker: number, max: number): Lease | undefined {
+    const runs: number[] = [];
+    const payloads: unknown[] = [];
+    let count = 0;
+    const again = this.again;
+    while (count < max && this.againHead < again.length) {
+      const id = again[this.againHead++]!;
+      const slot = id & this.mask;
+      const attempt = ++this.attempts[slot]!;
+      this.state[slot] = LEASED;
+      this.owner[slot] = worker;
+      payloads.push(this.payload[slot]);
+      const n = runs.length;
+      if (n > 0 && runs[n - 3]! + runs[n - 2]! === id && runs[n - 1] === attempt) runs[n - 2]!++;
+      else runs.push(id, 1, attempt);
+      count++;
+    }
+    if (this.againHead === again.length && this.againHead > 0) {
+      again.length = 0;
+      this.againHead = 0;
+    }
+    const fresh = Math.min(max - count, this.next - this.cursor);
+    if (fresh > 0) {
+      const start = this.cursor;
+      this.cursor += fresh;
+      runs.push(start, fresh, 1);
+      for (let id = start; id < start + fresh; id++) payloads.push(this.payload[id & this.mask]);
+      this.fill(start, fresh, LEASED, worker, 1);
+      count += fresh;
+    }
+    this.leased += count;
+    return count === 0 ? undefined : { runs, payloads, count };
+  }
+
+  /**
+   * Marks `count` ids from `start` done, if each is leased to `worker`. Returns how many were
+   * accepted; the others are left exactly as they were.
+   */
+  complete(worker: number, start: number, count: number): number {
+    let accepted = 0;
+    const end = start + count;
+    for (let id = Math.max(start, this.base); id < end && id < this.next; id++) {
+      const slot = id & this.mask;
+      if (this.state[slot] !== LEASED || this.owner[slot] !== worker) continue;
+      this.state[slot] = DONE;
+      accepted++;
+    }
+    this.doneCount += accepted;
+    this.leased -= accepted;
+    if (start <= this.base) this.advance();
+    return accepted;
+  }
+
+  /** Whether `id` is leased to `worker` right now. */
+  isLeasedTo(worker: number, id: number): boolean {
+    if (id < this.base || id >= this.next) return false;
+    const slot = id & this.mask;
+    return this.state[slot] === LEASED && this.owner[slot] === worker;
+  }
+
+  /** Attempts made so far on a leased or queued job. */
+  attemptsOf(id: number): number {
+    return this.attempts[id & this.mask]!;
+  }
+
+  payloadOf(id: number): unknown {
+    return this.payload[id & this.mask];
+  }
+
+  /** Records a leased job as failed for good (the caller has written it to the failed log). */
+  fail(worker: number, id: number): boolean {
+    if (!this.isLeasedTo(worker, id)) return false;
+    this.state[id & this.mask] = FAILED;
+    this.failedCount++;
+    this.leased--;
+    if (id === this.base) this.advance();
+    return true;
+  }
+
+  /**
+   * Puts a leased job back in the queue, ahead of fresh jobs. `countAttempt` is false for a job
+   * the worker never started (returned unstarted), so giving it back costs it nothing.
+   */
+  requeue(worker: number, id: number, countAttempt: boolean): boolean {
+    if (!this.isLeasedTo(worker, id)) return false;
+    const slot = id & this.mask;
+    this.state[slot] = QUEUED;
+    if (!countAttempt) this.attempts[slot]!--;
+    this.again.push(id);
+    this.leased--;
+    return true;
+  }
+
+  /** Takes a leased job out of circulation until `unpark` (a retry waiting out its backoff). */
+  park(worker: number, id: number): boolean {
+    if (!this.isLeasedTo(worker, id)) return false;
+    this.state[id & this.mask] = PARKED;
+    this.leased--;
+    return true;
+  }
+
+  unpark(id: number): void {
+    if (id < this.base || id >= this.next || this.state[id & this.mask] !== PARKED) return;
+    this.state[id & this.mask] = QUEUED;
+    this.again.push(id);
+  }
+
+  /** Every id leased to `worker`, in id order (to give back when the worker is gone). */
+  leasedTo(worker: number): number[] {
+    const ids: number[] = [];
+    for (let id = this.base; id < this.cursor; id++) {
+      const slot = id & this.mask;
+      if (this.state[slot] === LEASED && this.owner[slot] === worker) ids.push(id);
+    }
+    return ids;
+  }
+
+  /**
+   * What a checkpoint records: the resume point (the job at the watermark, or the last finished
+   * job when nothing is open; undefined when this run has admitted nothing yet) and the ids
+   * finished above it with their payload hashes. A finished job is hashed once, at the first
+   * checkpoint that sees it, and its payload is dropped then: finished jobs waiting for a slow
+   * one below them cost 8 bytes each, not their payload.
+   */
+  snapshot(hash: (payload: unknown) => Buffer): LedgerSnapshot {
+    const completed = new IdRunsBuilder();
+    const parts: Uint8Array[] = [];
+    let resume: { id: number; payload: unknown } | undefined;
+    if (this.base < this.next) {
+      resume = { id: this.base, payload: this.payload[this.base & this.mask] };
+    } else if (this.lastFinished) {
+      const last = this.lastFinished;
+      last.hash ??= hash(last.payload);
+      resume = { id: last.id, payload: last.payload };
+      completed.add(last.id);
+      parts.push(last.hash);
+    }
+    for (let id = this.base + 1; id < this.next; id++) {
+      const slot = id & this.mask;
+      const state = this.state[slot];
+      if (state !== DONE && state !== FAILED) continue;
+      const at = slot * JOB_HASH_BYTES;
+      if (!this.hashed[slot]) {
+        this.hashes.set(hash(this.payload[slot]), at);
+        this.hashed[slot] = 1;
+        // The newest job keeps its payload: if the watermark reaches it, it is the resume point.
+        if (id !== this.next - 1) this.payload[slot] = undefined;
+      }
+      completed.add(id);
+      parts.push(this.hashes.subarray(at, at + JOB_HASH_BYTES));
+    }
+    return { resume, completed: completed.take(), hashes: Buffer.concat(parts) };
+  }
+
+  private advance(): void {
+    const mask = this.mask;
+    let id = this.base;
+    const next = this.next;
+    while (id < next) {
+      const slot = id & mask;
+      const state = this.state[slot];
+      if (state !== DONE && state !== FAILED) break;
+      id++;
+    }
+    if (id === this.base) return;
+    const lastSlot = (id - 1) & mask;
+    this.lastFinished = { id: id - 1, payload: this.payload[lastSlot] };
+    if (this.hashed[lastSlot]) {
+      const at = lastSlot * JOB_HASH_BYTES;
+      this.lastFinished.hash = Buffer.from(this.hashes.subarray(at, at + JOB_HASH_BYTES));
+    }
+    for (let k = this.base; k < id; k++) {
+      const slot = k & mask;
+      this.payload[slot] = undefined;
+      this.state[slot] = EMPTY;
+      this.hashed[slot] = 0;
+    }
+    this.base = id;
+  }
+
+  private fill(start: number, count: number, state: number, owner: number, attempt: number): void {
+    const from = start & this.mask;
+    const first = Math.min(count, this.capacity - from);
+    this.state.fill(state, from, from + first);
+    this.owner.fill(owner, from, from + first);
+    this.attempts.fill(attempt, from, from + first);
+    if (first < count) {
+      this.state.fill(state, 0, count - first);
+      this.owner.fill(owner, 0, count - first);
+      this.attempts.fill(attempt, 0, count - first);
+    }
+  }
+
+  private grow(): void {
+    const capacity = this.capacity * 2;
+    const mask = capacity - 1;
+    const payload = new Array<unknown>(capacity);
+    const state = new Uint8Array(capacity);
+    const owner = new Int32Array(capacity);
+    const attempts = new Uint8Array(capacity);
+    const hashes = new Uint8Array(capacity * JOB_HASH_BYTES);
+    const hashed = new Uint8Array(capacity);
+    for (let id = this.base; id < this.next; id++) {
+      const from = id & this.mask;
+      const to = id & mask;
+      payload[to] = this.payload[from];
+      state[to] = this.state[from]!;
+      owner[to] = this.owner[from]!;
+      attempts[to] = this.attempts[from]!;
+      hashed[to] = this.hashed[from]!;
+      const at = from * JOB_HASH_BYTES;
+      hashes.set(this.hashes.subarray(at, at + JOB_HASH_BYTES), to * JOB_HASH_BYTES);
+    }
+    this.capacity = capacity;
+    this.mask = mask;
+    this.payload = payload;
+    this.state = state;
+    this.owner = owner;
+    this.attempts = attempts;
+    this.hashes = hashes;
+    this.hashed = hashed;
+  }
+}
+
+export interface LedgerSnapshot {
+  resume: { id: number; payload: unknown } | undefined;
+  completed: IdRuns;
+  /** One 8-byte hash per id of `completed`, in the same order. */
+  hashes: Buffer;
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}

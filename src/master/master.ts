@@ -1,0 +1,701 @@
+/**
+ * The master: pulls jobs from the user's iterator (Feeder) into the Ledger, hands them to
+ * workers over a ZeroMQ ROUTER socket in credit-sized batches, takes their acknowledgements,
+ * and checkpoints to the state file.
+ *
+ *   getJobs() ─► Feeder ─► Ledger ─► dispatch ══ ROUTER ══► workers
+ *                             ▲                       │
+ *                             └──── DONE / FAIL ◄─────┘
+ *                             │
+ *                        Checkpoint ─► state file
+ */
+import { EventEmitter } from "node:events";
+import { randomInt } from "node:crypto";
+import { resolve } from "node:path";
+import * as zmq from "zeromq";
+import { decodeRich, previewJob, serialisationProblem } from "../codec.ts";
+import { ExitCode, UserError, messageOf } from "../errors.ts";
+import { Logger } from "../log.ts";
+import { nonNegativeInteger, positiveInteger } from "../options.ts";
+import type { JobFailure, WorkerMessage } from "../protocol.ts";
+import { Limits, PROTOCOL_VERSION, encodeMaster, parseWorkerMessage } from "../protocol.ts";
+import { Checkpoint } from "../state/checkpoint.ts";
+import { FailedLog, failedLogPath, removeFailedLog } from "../state/failed-log.ts";
+import { Skips } from "../state/skips.ts";
+import type { StateFile } from "../state/state-file.ts";
+import { defaultStatePath, readState, removeState } from "../state/state-file.ts";
+import { GET_JOBS_NAMES, loadJobModule, parseTarget, pickFunction, readTotal } from "../target.ts";
+import type { Liveness } from "../transport.ts";
+import {
+  DEFAULT_ADDRESS,
+  DEFAULT_LIVENESS,
+  Outbox,
+  checkAddress,
+  checkZeroMQ,
+  heartbeatInterval,
+  silenceLimit,
+} from "../transport.ts";
+import { Feeder, openJobs } from "./feeder.ts";
+import type { Lease } from "./ledger.ts";
+import { Ledger, MAX_ATTEMPTS } from "./ledger.ts";
+import type { Peer } from "./peers.ts";
+import { Peers, describePeer } from "./peers.ts";
+
+export interface MasterOptions {
+  /** `jobs.ts`, `jobs.ts:exportName` or `some-package/module:exportName`. */
+  target: string;
+  /** The name of the getJobs export; overrides the one in `target`. */
+  getJobs?: string | undefined;
+  /** The `key=value` options passed to getJobs. */
+  options?: Record<string, string> | undefined;
+  /** Where targets and relative paths are resolved; defaults to `process.cwd()`. */
+  cwd?: string | undefined;
+  address?: string | undefined;
+  /** Jobs held ready to hand out. */
+  size?: number | undefined;
+  /** Most jobs open between the watermark and the newest job. */
+  window?: number | undefined;
+  /** The state file; defaults to one beside the target module. */
+  state?: string | undefined;
+  /** Forget the state file (and the failed log) and start from the beginning. */
+  reset?: boolean | undefined;
+  timeout?: number | undefined;
+  retries?: number | undefined;
+  /** Attempts a job gets before it goes to the failed log. */
+  maxAttempts?: number | undefined;
+  /** Base of the exponential backoff between attempts, in ms. */
+  backoff?: number | undefined;
+  /** How long a stop waits for running jobs, in ms. */
+  grace?: number | undefined;
+  logger?: Logger | undefined;
+  /** How often the state file is written while jobs finish, in ms. */
+  checkpointInterval?: number | undefined;
+}
+
+export const MASTER_DEFAULTS = {
+  address: DEFAULT_ADDRESS,
+  size: 10_000,
+  window: 100_000,
+  maxAttempts: 3,
+  backoff: 1000,
+  grace: 30_000,
+  checkpointInterval: 250,
+} as const;
+
+/** Jobs in one JOBS message at most. */
+const MAX_BATCH = 1000;
+
+export interface MasterStats {
+  /** Jobs done, including those of earlier runs of this batch. */
+  done: number;
+  failed: number;
+  /** Jobs finished (done or failed) by this run. */
+  finishedThisRun: number;
+  /** Jobs skipped because an earlier run finished them. */
+  skipped: number;
+  queued: number;
+  size: number;
+  leased: number;
+  workers: number;
+  elapsedMs: number;
+  total: number | undefined;
+  /** Frames dropped as malformed, forged or stale. */
+  dropped: number;
+}
+
+export interface MasterResult {
+  exitCode: ExitCode;
+  /** How the run ended. */
+  outcome: "done" | "already-finished" | "stopped" | "error";
+  /** For `error`: what went wrong, in one line. */
+  message?: string | undefined;
+  done: number;
+  failed: number;
+  statePath: string;
+  failedLogPath: string;
+}
+
+export interface MasterEvents {
+  listening: [endpoint: string];
+  progress: [stats: MasterStats];
+  "worker-joined": [worker: { host: string; pid: number; concurrency: number }];
+  "worker-left": [worker: { host: string; pid: number }, reason: string];
+  "job-failed": [job: { id: number; job: unknown; error: string; attempts: number }];
+}
+
+type Phase = "starting" | "running" | "stopping" | "closing";
+
+type Outcome =
+  | { kind: "done" }
+  | { kind: "stopped"; exitCode: ExitCode; message?: string | undefined }
+  | { kind: "abandoned" };
+
+export class Master extends EventEmitter<MasterEvents> {
+  /** Resolves with the result; rejects with a UserError for setup mistakes. */
+  readonly finished: Promise<MasterResult>;
+  /** Resolves with the bound endpoint (the real port when the address asked for port 0). */
+  readonly listening: Promise<string>;
+
+  private readonly log: Logger;
+  private readonly cwd: string;
+  private readonly options: Record<string, string>;
+  private readonly address: string;
+  private readonly size: number;
+  private readonly window: number;
+  private readonly liveness: Liveness;
+  private readonly maxAttempts: number;
+  private readonly backoff: number;
+  private readonly grace: number;
+  private readonly heartbeatMs: number;
+  private readonly epoch = randomInt(1, 2 ** 47);
+
+  private phase: Phase = "starting";
+  private ledger: Ledger | undefined;
+  private feeder: Feeder | undefined;
+  private checkpoint: Checkpoint | undefined;
+  private failedLog: FailedLog | undefined;
+  private socket: zmq.Router | undefined;
+  private outbox: Outbox<[Buffer, Buffer]> | undefined;
+  private previous: StateFile | undefined;
+  private readonly peers = new Peers();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private total: number | undefined;
+  private startedAt = Date.now();
+  private lastTick = Date.now();
+  private dropped = 0;
+  private parked = 0;
+  private settle: ((outcome: Outcome) => void) | undefined;
+  private stopRequests = 0;
+  private resolveListening!: (endpoint: string) => void;
+
+  constructor(private readonly config: MasterOptions) {
+    super();
+    this.log = config.logger ?? new Logger("tm-master", "warn");
+    this.cwd = config.cwd ?? process.cwd();
+    this.options = config.options ?? {};
+    this.address = config.address ?? MASTER_DEFAULTS.address;
+    this.size = positiveInteger(config.size, MASTER_DEFAULTS.size, "size");
+    this.window = Math.max(positiveInteger(config.window, MASTER_DEFAULTS.window, "window"), this.size + 1);
+    this.liveness = {
+      timeoutMs: positiveInteger(config.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
+      retries: positiveInteger(config.retries, DEFAULT_LIVENESS.retries, "retries"),
+    };
+    this.maxAttempts = Math.min(MAX_ATTEMPTS, positiveInteger(config.maxAttempts, MASTER_DEFAULTS.maxAttempts, "maxAttempts"));
+    this.backoff = nonNegativeInteger(config.backoff, MASTER_DEFAULTS.backoff, "backoff");
+    this.grace = nonNegativeInteger(config.grace, MASTER_DEFAULTS.grace, "grace");
+    this.heartbeatMs = heartbeatInterval(this.liveness);
+    let rejectListening!: (error: unknown) => void;
+    this.listening = new Promise<string>((resolve, reject) => {
+      this.resolveListening = resolve;
+      rejectListening = reject;
+    });
+    this.listening.catch(() => undefined);
+    this.finished = this.run().catch((error: unknown) => {
+      rejectListening(error);
+      throw error;
+    });
+  }
+
+  /**
+   * Stops the batch: no more jobs are handed out, workers finish what they run and give back
+   * the rest, the state is written, and `finished` resolves with exit code 130 (or 1 with
+   * `error`, the reason to report). A second call (or `{ now: true }`) writes the state and
+   * resolves at once.
+   */
+  stop(options: { now?: boolean; error?: string } = {}): void {
+    this.stopRequests++;
+    if (options.now || this.stopRequests > 1) this.abandon();
+    else if (options.error) this.beginStop(ExitCode.Usage, options.error);
+    else this.beginStop(ExitCode.Interrupted);
+  }
+
+  stats(): MasterStats {
+    const ledger = this.ledger;
+    const done = (this.previous?.counts.done ?? 0) + (ledger?.doneCount ?? 0);
+    const failed = (this.previous?.counts.failed ?? 0) + (ledger?.failedCount ?? 0);
+    return {
+      done,
+      failed,
+      finishedThisRun: (ledger?.doneCount ?? 0) + (ledger?.failedCount ?? 0),
+      skipped: this.feeder?.skipped ?? 0,
+      queued: ledger?.queued ?? 0,
+      size: this.size,
+      leased: ledger?.leased ?? 0,
+      workers: this.peers.size,
+      elapsedMs: Date.now() - this.startedAt,
+      total: this.total,
+      dropped: this.dropped,
+    };
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  private async run(): Promise<MasterResult> {
+    checkZeroMQ();
+    checkAddress(this.address);
+    const spec = parseTarget(this.config.target);
+    const mod = await loadJobModule(spec.module, this.cwd);
+    const getJobs = pickFunction(mod, this.config.getJobs ?? spec.exportName, GET_JOBS_NAMES);
+    const identity = { target: `${mod.local ? mod.file : mod.specifier}:${getJobs.name}`, options: this.options };
+    const statePath = this.config.state
+      ? resolve(this.cwd, this.config.state)
+      : defaultStatePath(mod.local ? mod.file : undefined, getJobs.name, getJobs.isDefault, this.options, this.cwd);
+    const failedPath = failedLogPath(statePath);
+    const result = (exitCode: ExitCode, outcome: MasterResult["outcome"], message?: string): MasterResult => {
+      const stats = this.stats();
+      return { exitCode, outcome, message, done: stats.done, failed: stats.failed, statePath, failedLogPath: failedPath };
+    };
+
+    if (this.config.reset) {
+      await removeState(statePath);
+      await removeFailedLog(failedPath);
+    }
+    const previous = readState(statePath, identity);
+    this.previous = previous;
+    if (previous?.finished) {
+      this.log.info(
+        `this batch already finished (${previous.counts.done} done, ${previous.counts.failed} failed; state file ${statePath}); use --reset to run it again`,
+      );
+      return result(previous.counts.failed > 0 ? ExitCode.Failed : ExitCode.Ok, "already-finished");
+    }
+    if (previous) {
+      this.log.info(`resuming from ${statePath}: ${previous.counts.done} jobs done, at ${previous.resume?.preview ?? "the start"}`);
+    }
+    this.total = await readTotal(mod, this.options);
+
+    const ledger = new Ledger({ firstId: previous?.resume?.id ?? 0, window: this.window });
+    const skips = previous ? new Skips(Buffer.from(previous.hashes, "base64"), 2 * this.window) : undefined;
+    const args: Record<string, unknown> = { ...this.options };
+    if (previous?.resume) args.last = decodeRich(Buffer.from(previous.resume.job, "base64"));
+    let jobs: Awaited<ReturnType<typeof openJobs>>;
+    try {
+      jobs = await openJobs(getJobs.fn as (a: Record<string, unknown>) => unknown, args);
+    } catch (error) {
+      throw new UserError(`${getJobs.name}() failed: ${messageOf(error)}`, ExitCode.Usage, { cause: error });
+    }
+    this.ledger = ledger;
+    this.failedLog = new FailedLog(failedPath);
+    this.feeder = new Feeder(ledger, jobs.iterator, jobs.sync, {
+      size: this.size,
+      skips,
+      onAdmit: () => this.dispatch(),
+    });
+    this.checkpoint = new Checkpoint({
+      path: statePath,
+      identity,
+      previous,
+      ledger,
+      skips,
+      failedLog: this.failedLog,
+      intervalMs: positiveInteger(this.config.checkpointInterval, MASTER_DEFAULTS.checkpointInterval, "checkpointInterval"),
+      onError: (error) => this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`),
+    });
+    // Written before the first job goes out, so a state file that cannot be written stops the run
+    // at once rather than after the first jobs ran.
+    await this.checkpoint.flush(false);
+
+    const endpoint = await this.bind();
+    this.startedAt = Date.now();
+    this.lastTick = this.startedAt;
+    this.phase = "running";
+    const outcome = new Promise<Outcome>((resolve) => (this.settle = resolve));
+    const receiving = this.receive();
+    this.feeder.run().then(
+      () => this.checkFinished(),
+      (error: unknown) => {
+        this.log.debug(errorDetail(error));
+        this.beginStop(ExitCode.Usage, `${getJobs.name}() failed: ${messageOf(error)}`);
+      },
+    );
+    this.every(this.heartbeatMs, () => this.heartbeat());
+    this.every(1000, () => this.emit("progress", this.stats()));
+    this.checkpoint.start();
+    this.log.info(`listening on ${endpoint}; state file ${statePath}`);
+    this.resolveListening(endpoint);
+    this.emit("listening", endpoint);
+
+    const end = await outcome;
+    this.phase = "closing";
+    for (const timer of this.timers) clearInterval(timer);
+    this.feeder.stop();
+    this.checkpoint.stop();
+    if (end.kind === "abandoned") {
+      this.checkpoint.flushSync();
+      this.closeSocket(0);
+      return result(ExitCode.Interrupted, "stopped");
+    }
+    const quit =
+      end.kind === "done"
+        ? encodeMaster.quit("done", "the batch is finished")
+        : encodeMaster.quit("stopping", end.message ?? "the master is stopping");
+    for (const peer of this.peers) this.send(peer, quit);
+    await this.checkpoint.flush(end.kind === "done");
+    await this.failedLog.close();
+    await this.outbox!.drained();
+    this.closeSocket(1000);
+    await receiving;
+    if (end.kind === "done") {
+      const stats = this.stats();
+      return result(stats.failed > 0 ? ExitCode.Failed : ExitCode.Ok, "done");
+    }
+    return result(end.exitCode, end.exitCode === ExitCode.Interrupted ? "stopped" : "error", end.message);
+  }
+
+  private async bind(): Promise<string> {
+    const socket = new zmq.Router({
+      mandatory: true,
+      handover: true,
+      sendHighWaterMark: 0,
+      maxMessageSize: Limits.workerFrameBytes,
+      heartbeatInterval: this.heartbeatMs,
+      heartbeatTimeout: silenceLimit(this.liveness),
+    });
+    try {
+      await socket.bind(this.address);
+    } catch (error) {
+      socket.close();
+      const inUse = (error as { code?: string }).code === "EADDRINUSE";
+      throw new UserError(
+        `cannot listen on ${this.address}: ${inUse ? "the address is in use (is another master running?)" : messageOf(error)}`,
+      );
+    }
+    this.socket = socket;
+    this.outbox = new Outbox<[Buffer, Buffer]>(socket, (message, error) => this.onSendError(message[0], error));
+    return socket.lastEndpoint ?? this.address;
+  }
+
+  private closeSocket(lingerMs: number): void {
+    const socket = this.socket;
+    if (!socket || socket.closed) return;
+    this.outbox?.close();
+    socket.linger = lingerMs;
+    socket.close();
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms);
+    this.timers.add(timer);
+  }
+
+  private checkFinished(): void {
+    if (this.phase === "running" && this.feeder?.exhausted && this.ledger?.settled && this.parked === 0) {
+      this.settle?.({ kind: "done" });
+    }
+  }
+
+  /** Stops handing out jobs; workers finish what they run; resolves once they have (or grace). */
+  private beginStop(exitCode: ExitCode, message?: string): void {
+    if (this.phase !== "running") {
+      if (this.phase === "starting") this.settle?.({ kind: "stopped", exitCode, message });
+      return;
+    }
+    this.phase = "stopping";
+    if (message) this.log.error(message);
+    else this.log.info("stopping: waiting for running jobs (again to stop at once)");
+    this.feeder?.stop();
+    const quit = encodeMaster.quit("stopping", message ?? "the master is stopping");
+    for (const peer of this.peers) this.send(peer, quit);
+    const outcome: Outcome = { kind: "stopped", exitCode, message };
+    const timer = setTimeout(() => {
+      this.log.warn(`stopping: grace period over, ${this.ledger?.leased ?? 0} jobs still running will run again`);
+      this.settle?.(outcome);
+    }, this.grace);
+    this.timers.add(timer);
+    this.stopWhenIdle = () => {
+      if ((this.ledger?.leased ?? 0) === 0 || this.peers.size === 0) this.settle?.(outcome);
+    };
+    this.stopWhenIdle();
+  }
+
+  private stopWhenIdle: () => void = () => undefined;
+
+  private abandon(): void {
+    this.log.warn("stopping now: the state file is written, running jobs will run again");
+    this.settle?.({ kind: "abandoned" });
+  }
+
+  // ---- messages ----------------------------------------------------------------------------
+
+  private async receive(): Promise<void> {
+    const socket = this.socket!;
+    try {
+      for await (const frames of socket) this.onFrames(frames);
+    } catch (error) {
+      if (!socket.closed) this.log.error(`socket failed: ${messageOf(error)}`);
+    }
+  }
+
+  private onFrames(frames: Buffer[]): void {
+    const [routingId, body] = frames;
+    if (!routingId || !body || frames.length !== 2) return this.drop("a multipart frame", routingId);
+    const parsed = parseWorkerMessage(body);
+    if (!parsed.ok) return this.drop(parsed.reason, routingId);
+    const message = parsed.message;
+    if (message.type === "hello") return this.onHello(routingId, message);
+    const peer = this.peers.get(routingId);
+    if (!peer) {
+      // A worker of an earlier master incarnation, or one we gave up on: it must start over.
+      if (message.type !== "bye" && this.phase !== "closing") this.sendTo(routingId, encodeMaster.reset());
+      return this.drop(`${message.type} from an unknown worker`, routingId);
+    }
+    if (message.epoch !== this.epoch) return this.drop(`${message.type} for an earlier master`, routingId);
+    peer.lastHeard = Date.now();
+    switch (message.type) {
+      case "credit":
+        if (this.phase === "running") {
+          this.peers.grant(peer, message.credit, Limits.maxCredit);
+          this.dispatch();
+        }
+        return;
+      case "done":
+        return this.onDone(peer, message.runs);
+      case "fail":
+        return this.onFail(peer, message.failures);
+      case "return":
+        return this.onReturn(peer, message.runs);
+      case "ping":
+        return;
+      case "bye":
+        this.releasePeer(peer, false);
+        this.forget(peer, "left");
+        return;
+    }
+  }
+
+  private onHello(routingId: Buffer, hello: Extract<WorkerMessage, { type: "hello" }>): void {
+    if (hello.version !== PROTOCOL_VERSION) {
+      this.sendTo(
+        routingId,
+        encodeMaster.quit(
+          "version",
+          `the master speaks taskmaster protocol ${PROTOCOL_VERSION} and this worker speaks ${hello.version}: run the same taskmaster version on both`,
+        ),
+      );
+      return this.drop(`hello of protocol ${hello.version}`, routingId);
+    }
+    if (this.phase === "closing" || this.phase === "stopping") {
+      const reason = this.phase === "closing" && this.feeder?.exhausted ? "done" : "stopping";
+      this.sendTo(routingId, encodeMaster.quit(reason, reason === "done" ? "the batch is finished" : "the master is stopping"));
+      return;
+    }
+    if (this.phase !== "running") return;
+    const known = this.peers.get(routingId);
+    if (known) {
+      // It reconnected: what was in flight on the old connection may be lost, so it starts over.
+      this.releasePeer(known, false);
+      this.peers.remove(known);
+    }
+    const now = Date.now();
+    const peer = this.peers.add(routingId, hello.host, hello.pid, hello.concurrency, now);
+    this.send(peer, encodeMaster.welcome(this.epoch, this.heartbeatMs));
+    if (!known) {
+      this.log.info(`worker ${describePeer(peer)} joined (concurrency ${peer.concurrency})`);
+      this.emit("worker-joined", { host: peer.host, pid: peer.pid, concurrency: peer.concurrency });
+    }
+  }
+
+  private onDone(peer: Peer, runs: number[]): void {
+    const ledger = this.ledger!;
+    let accepted = 0;
+    let total = 0;
+    for (let i = 0; i < runs.length; i += 2) {
+      accepted += ledger.complete(peer.index, runs[i]!, runs[i + 1]!);
+      total += runs[i + 1]!;
+    }
+    peer.leased -= accepted;
+    if (accepted < total) this.drop(`${total - accepted} acknowledgements for jobs not leased to it`, peer.routingId);
+    this.afterSettling();
+  }
+
+  private onFail(peer: Peer, failures: JobFailure[]): void {
+    const ledger = this.ledger!;
+    for (const failure of failures) {
+      if (!ledger.isLeasedTo(peer.index, failure.id)) {
+        this.drop("a failure for a job not leased to it", peer.routingId);
+        continue;
+      }
+      peer.leased--;
+      const attempts = ledger.attemptsOf(failure.id);
+      if (attempts >= this.maxAttempts) {
+        this.failForGood(peer, failure.id, failure.message, failure.stack, attempts);
+        continue;
+      }
+      this.log.debug(`job #${failure.id} failed (attempt ${attempts}): ${failure.message}`);
+      this.retryLater(peer, failure.id, this.backoff * 2 ** (attempts - 1));
+    }
+    this.afterSettling();
+  }
+
+  private onReturn(peer: Peer, runs: number[]): void {
+    const ledger = this.ledger!;
+    for (let i = 0; i < runs.length; i += 2) {
+      for (let id = runs[i]!, end = id + runs[i + 1]!; id < end; id++) {
+        if (ledger.requeue(peer.index, id, false)) peer.leased--;
+        else this.drop("a returned job not leased to it", peer.routingId);
+      }
+    }
+    this.afterSettling();
+    this.dispatch();
+  }
+
+  /** After jobs finished or came back: the batch may be complete, a stop may be able to end. */
+  private afterSettling(): void {
+    if (this.phase === "running") {
+      this.checkFinished();
+      this.feeder?.wake();
+    } else if (this.phase === "stopping") this.stopWhenIdle();
+  }
+
+  private retryLater(peer: Peer, id: number, delayMs: number): void {
+    const ledger = this.ledger!;
+    ledger.park(peer.index, id);
+    this.parked++;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.parked--;
+      ledger.unpark(id);
+      this.dispatch();
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  private failForGood(peer: Peer, id: number, error: string, stack: string, attempts: number): void {
+    const ledger = this.ledger!;
+    const payload = ledger.payloadOf(id);
+    this.failedLog!.append(
+      { id, error, stack, attempts, worker: { host: peer.host, pid: peer.pid }, time: new Date().toISOString() },
+      payload,
+    );
+    ledger.fail(peer.index, id);
+    this.log.warn(`job #${id} ${previewJob(payload, 60)} failed after ${attempts} attempts: ${error}`);
+    this.emit("job-failed", { id, job: payload, error, attempts });
+  }
+
+  /** Takes back every job leased to `peer`; `died` counts it as an attempt for each. */
+  private releasePeer(peer: Peer, died: boolean): void {
+    const ledger = this.ledger!;
+    for (const id of ledger.leasedTo(peer.index)) {
+      if (died && ledger.attemptsOf(id) >= this.maxAttempts) {
+        this.failForGood(peer, id, "its worker died while running it", "", ledger.attemptsOf(id));
+      } else {
+        ledger.requeue(peer.index, id, died);
+      }
+    }
+    peer.leased = 0;
+    peer.credit = 0;
+  }
+
+  private forget(peer: Peer, reason: string): void {
+    this.peers.remove(peer);
+    this.log.info(`worker ${describePeer(peer)} ${reason}`);
+    this.emit("worker-left", { host: peer.host, pid: peer.pid }, reason);
+    this.afterSettling();
+    this.dispatch();
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------
+
+  /** Hands queued jobs to workers with credit, round-robin, in batches. */
+  private dispatch(): void {
+    if (this.phase !== "running") return;
+    const ledger = this.ledger!;
+    const hungry = this.peers.hungry;
+    while (ledger.queued > 0 && hungry.size > 0) {
+      for (const peer of hungry) {
+        const share = Math.ceil(ledger.queued / hungry.size);
+        const lease = ledger.lease(peer.index, Math.min(peer.credit, MAX_BATCH, share));
+        if (!lease) break;
+        if (!this.sendJobs(peer, lease)) return;
+        peer.credit -= lease.count;
+        if (peer.credit === 0) hungry.delete(peer);
+      }
+    }
+    this.feeder?.wake();
+  }
+
+  private sendJobs(peer: Peer, lease: Lease): boolean {
+    let bytes: Buffer;
+    try {
+      bytes = encodeMaster.jobs(this.epoch, lease.runs, lease.payloads);
+    } catch {
+      this.unserialisable(peer, lease);
+      return false;
+    }
+    peer.leased += lease.count;
+    this.send(peer, bytes);
+    return true;
+  }
+
+  /** Names the first job of the lease that cannot be serialised, and stops the run. */
+  private unserialisable(peer: Peer, lease: Lease): void {
+    const ledger = this.ledger!;
+    let culprit = "";
+    let k = 0;
+    for (let r = 0; r < lease.runs.length; r += 3) {
+      for (let id = lease.runs[r]!, end = id + lease.runs[r + 1]!; id < end; id++, k++) {
+        ledger.requeue(peer.index, id, false);
+        const problem = culprit ? undefined : serialisationProblem(lease.payloads[k]);
+        if (problem) culprit = `job #${id} ${previewJob(lease.payloads[k], 60)} cannot be serialised: ${problem}`;
+      }
+    }
+    this.beginStop(ExitCode.Usage, culprit || "a job cannot be serialised");
+  }
+
+  // ---- liveness ----------------------------------------------------------------------------
+
+  private heartbeat(): void {
+    const now = Date.now();
+    const late = now - this.lastTick - this.heartbeatMs;
+    this.lastTick = now;
+    // If this process was too busy to run its timers, it could not read pings either: that
+    // silence is ours, not the workers'.
+    if (late > this.heartbeatMs) for (const peer of this.peers) peer.lastHeard += late;
+    const limit = silenceLimit(this.liveness);
+    const ping = encodeMaster.ping(this.epoch);
+    for (const peer of [...this.peers]) {
+      if (now - peer.lastHeard > limit) {
+        const held = peer.leased;
+        this.releasePeer(peer, true);
+        this.forget(peer, `was silent for ${Math.round((now - peer.lastHeard) / 1000)} s; its ${held} jobs go to others`);
+      } else if (now - peer.lastSent >= this.heartbeatMs) {
+        this.send(peer, ping);
+      }
+    }
+  }
+
+  private send(peer: Peer, bytes: Buffer): void {
+    peer.lastSent = Date.now();
+    this.outbox?.send([peer.routingId, bytes]);
+  }
+
+  private sendTo(routingId: Buffer, bytes: Buffer): void {
+    this.outbox?.send([routingId, bytes]);
+  }
+
+  private onSendError(routingId: Buffer, error: unknown): void {
+    const peer = this.peers.get(routingId);
+    if (!peer || this.phase === "closing") return;
+    this.log.debug(`cannot reach worker ${describePeer(peer)}: ${messageOf(error)}`);
+    this.releasePeer(peer, false);
+    this.forget(peer, "disconnected");
+  }
+
+  private drop(reason: string, routingId: Buffer | undefined): void {
+    this.dropped++;
+    if (this.log.enabled("debug")) {
+      const peer = routingId && this.peers.get(routingId);
+      this.log.debug(`dropped ${reason} from ${peer ? describePeer(peer) : "an unknown peer"} (${this.dropped} dropped so far)`);
+    }
+  }
+}
+
+/** Starts a master. Await `master.finished` for the result. */
+export function runMaster(options: MasterOptions): Master {
+  return new Master(options);
+}
+
+
+
+function errorDetail(error: unknown): string {
+  return error instanceof Error && error.stack ? error.stack : String(error);
+}

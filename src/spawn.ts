@@ -1,0 +1,179 @@
+/**
+ * A pool of worker processes on this host (`tm-spawn`, and the workers of `tm-run`). Each child
+ * runs the tm-worker command; it reports its counters to the pool over the IPC channel, and
+ * stops gracefully when the pool asks or when the pool's process dies (the channel closes).
+ *
+ * Children get their own process group, so a Ctrl-C in the terminal reaches the pool only, and
+ * the pool passes it on once: each child sees one signal, not two.
+ */
+import type { ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
+import { constants } from "node:os";
+import { fileURLToPath } from "node:url";
+import { ExitCode } from "./errors.ts";
+import type { LogLevel } from "./log.ts";
+import { Logger } from "./log.ts";
+import { positiveInteger } from "./options.ts";
+
+export interface SpawnOptions {
+  target: string;
+  /** The name of the handleJob export; overrides the one in `target`. */
+  handleJob?: string | undefined;
+  workers: number;
+  address?: string | undefined;
+  concurrency?: number | undefined;
+  prefetch?: number | undefined;
+  timeout?: number | undefined;
+  retries?: number | undefined;
+  cwd?: string | undefined;
+  logLevel?: LogLevel | undefined;
+  logger?: Logger | undefined;
+}
+
+/** What a child worker reports to its pool, once a second and when it ends. */
+export interface WorkerReport {
+  type: "taskmaster-worker-stats";
+  done: number;
+  failed: number;
+  running: number;
+  connected: boolean;
+}
+
+export interface PoolStats {
+  alive: number;
+  connected: number;
+  done: number;
+  failed: number;
+  running: number;
+}
+
+export interface PoolResult {
+  /** The worst exit code of the workers. */
+  exitCode: number;
+  codes: number[];
+}
+
+export interface PoolEvents {
+  exit: [worker: { pid: number; code: number }];
+}
+
+export class WorkerPool extends EventEmitter<PoolEvents> {
+  readonly finished: Promise<PoolResult>;
+  private readonly children: ChildProcess[] = [];
+  private readonly reports = new Map<ChildProcess, WorkerReport>();
+  private readonly log: Logger;
+  private stops = 0;
+
+  constructor(options: SpawnOptions) {
+    super();
+    this.log = options.logger ?? new Logger("tm-spawn", "warn");
+    const workers = positiveInteger(options.workers, 1, "the number of workers");
+    const { script, execArgv } = workerScript();
+    const args = workerArguments(options);
+    const exits: Promise<number>[] = [];
+    for (let i = 0; i < workers; i++) {
+      const child = fork(script, args, {
+        cwd: options.cwd,
+        execArgv,
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        detached: true,
+      });
+      this.children.push(child);
+      child.on("message", (message: unknown) => {
+        if (isReport(message)) this.reports.set(child, message);
+      });
+      exits.push(
+        new Promise<number>((resolve) => {
+          child.on("error", (error) => this.log.error(`worker process failed: ${error.message}`));
+          child.on("exit", (code, signal) => {
+            const exitCode = code ?? 128 + signalNumber(signal);
+            this.emit("exit", { pid: child.pid ?? 0, code: exitCode });
+            resolve(exitCode);
+          });
+        }),
+      );
+    }
+    this.finished = Promise.all(exits).then((codes) => ({ exitCode: Math.max(ExitCode.Ok, ...codes), codes }));
+  }
+
+  get pids(): number[] {
+    return this.children.map((c) => c.pid ?? 0);
+  }
+
+  /** Passes a stop on: the first asks each worker to finish and leave, the second to leave now. */
+  stop(options: { now?: boolean } = {}): void {
+    this.stops++;
+    const signal = options.now || this.stops > 1 ? "SIGTERM" : "SIGINT";
+    for (const child of this.children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      if (signal === "SIGTERM" && this.stops > 2) child.kill("SIGKILL");
+      else child.kill(signal);
+    }
+  }
+
+  /** Kills every worker still running (after a master that did not get them to quit). */
+  kill(): void {
+    for (const child of this.children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+  }
+
+  stats(): PoolStats {
+    const stats: PoolStats = { alive: 0, connected: 0, done: 0, failed: 0, running: 0 };
+    for (const child of this.children) {
+      const report = this.reports.get(child);
+      const alive = child.exitCode === null && child.signalCode === null;
+      if (alive) stats.alive++;
+      if (!report) continue;
+      stats.done += report.done;
+      stats.failed += report.failed;
+      if (alive) {
+        stats.running += report.running;
+        if (report.connected) stats.connected++;
+      }
+    }
+    return stats;
+  }
+}
+
+/** Starts `workers` worker processes. Await `pool.finished` for their exit codes. */
+export function spawnWorkers(options: SpawnOptions): WorkerPool {
+  return new WorkerPool(options);
+}
+
+/** The tm-worker command beside this module: compiled JavaScript, or TypeScript under tsx. */
+function workerScript(): { script: string; execArgv: string[] } {
+  const js = fileURLToPath(new URL("./cli/tm-worker.js", import.meta.url));
+  if (existsSync(js)) return { script: js, execArgv: [] };
+  return { script: fileURLToPath(new URL("./cli/tm-worker.ts", import.meta.url)), execArgv: ["--import", "tsx"] };
+}
+
+function workerArguments(options: SpawnOptions): string[] {
+  const args = [options.target];
+  const flag = (name: string, value: string | number | undefined) => {
+    if (value !== undefined) args.push(`--${name}`, String(value));
+  };
+  flag("handle-job-callback", options.handleJob);
+  flag("address", options.address);
+  flag("concurrency", options.concurrency);
+  flag("prefetch", options.prefetch);
+  flag("timeout", options.timeout);
+  flag("retries", options.retries);
+  flag("log-level", options.logLevel);
+  args.push("--no-progress");
+  return args;
+}
+
+function isReport(message: unknown): message is WorkerReport {
+  return (
+    typeof message === "object" &&
+    message !== null &&
+    (message as { type?: unknown }).type === "taskmaster-worker-stats"
+  );
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  return (signal && constants.signals[signal]) ?? 1;
+}
