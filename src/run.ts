@@ -9,7 +9,7 @@ import type { MasterEvents, MasterOptions, MasterResult, MasterStats } from "./m
 import { Master } from "./master/master.ts";
 import type { PoolStats } from "./spawn.ts";
 import { WorkerPool } from "./spawn.ts";
-import { HANDLE_JOB_NAMES, loadJobModule, parseTarget, pickFunction } from "./target.ts";
+import { GET_JOBS_NAMES, HANDLE_JOB_NAMES, loadJobModule, parseTarget, pickFunction } from "./target.ts";
 
 export interface RunOptions extends MasterOptions {
   /** Worker processes to start. */
@@ -52,6 +52,7 @@ export class Run extends EventEmitter<MasterEvents> {
     const spec = parseTarget(options.target);
     // Checked here, once, rather than by every worker process as it starts.
     const mod = await loadJobModule(spec.module, cwd);
+    pickFunction(mod, options.getJobs ?? spec.exportName, GET_JOBS_NAMES);
     const handleJob = pickFunction(mod, options.handleJob, HANDLE_JOB_NAMES);
 
     const master = new Master({ ...options, address: options.address ?? "tcp://127.0.0.1:0" });

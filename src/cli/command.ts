@@ -96,15 +96,24 @@ function detail(error: unknown): string {
   return text;
 }
 
+const NEGATIVE_NUMBER = /^-\d/;
+const HIDDEN = "\u0000";
+
 function parse(spec: CommandSpec, argv: string[]): Invocation {
   const flags = { ...spec.flags, ...commonFlags };
   const options: NonNullable<ParseArgsConfig["options"]> = {};
   for (const [name, f] of Object.entries(flags)) options[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
   let parsed: { values: FlagValues; positionals: string[] };
   try {
-    const result = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    // A negative number is a (wrong) positional, not a flag: hide it from parseArgs so that the
+    // command can say what is wrong with it.
+    const args = argv.map((arg) => (NEGATIVE_NUMBER.test(arg) ? HIDDEN + arg : arg));
+    const result = parseArgs({ args, options, allowPositionals: true, strict: true });
     // No flag is declared `multiple`, so no value is an array.
-    parsed = { values: result.values as FlagValues, positionals: result.positionals };
+    const values = Object.fromEntries(
+      Object.entries(result.values).map(([k, v]) => [k, typeof v === "string" ? v.replace(HIDDEN, "") : v]),
+    ) as FlagValues;
+    parsed = { values, positionals: result.positionals.map((arg) => arg.replace(HIDDEN, "")) };
   } catch (error) {
     throw new UserError(`${messageOf(error).replace(/\.$/, "")} (see ${spec.name} --help)`);
   }

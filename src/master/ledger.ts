@@ -54,6 +54,7 @@ export class Ledger {
   /** Fresh jobs not yet handed out are `[cursor, next)`. */
   cursor: number;
   readonly window: number;
+  readonly firstId: number;
 
   /** Jobs finished in this run: succeeded / failed for good. */
   doneCount = 0;
@@ -78,7 +79,7 @@ export class Ledger {
 
   constructor({ firstId, window }: LedgerStart) {
     if (!Number.isSafeInteger(window) || window < 1) throw new RangeError("window must be >= 1");
-    this.base = this.next = this.cursor = firstId;
+    this.base = this.next = this.cursor = this.firstId = firstId;
     this.window = window;
     this.capacity = Math.min(1024, nextPowerOfTwo(window));
     this.mask = this.capacity - 1;
@@ -88,6 +89,11 @@ export class Ledger {
     this.attempts = new Uint8Array(this.capacity);
     this.hashes = new Uint8Array(this.capacity * JOB_HASH_BYTES);
     this.hashed = new Uint8Array(this.capacity);
+  }
+
+  /** Jobs admitted by this run. */
+  get admitted(): number {
+    return this.next - this.firstId;
   }
 
   /** Jobs between the watermark and the newest: what the window bounds. */
@@ -243,12 +249,15 @@ export class Ledger {
    * finished above it with their payload hashes. A finished job is hashed once, at the first
    * checkpoint that sees it, and its payload is dropped then: finished jobs waiting for a slow
    * one below them cost 8 bytes each, not their payload.
+   *
+   * `beforeWatermark` resumes from the last finished job even when a job is open: for when the
+   * job at the watermark cannot be recorded (it cannot be serialised).
    */
-  snapshot(hash: (payload: unknown) => Buffer): LedgerSnapshot {
+  snapshot(hash: (payload: unknown) => Buffer, beforeWatermark = false): LedgerSnapshot {
     const completed = new IdRunsBuilder();
     const parts: Uint8Array[] = [];
     let resume: { id: number; payload: unknown } | undefined;
-    if (this.base < this.next) {
+    if (this.base < this.next && !beforeWatermark) {
       resume = { id: this.base, payload: this.payload[this.base & this.mask] };
     } else if (this.lastFinished) {
       const last = this.lastFinished;

@@ -329,11 +329,18 @@ export class Master extends EventEmitter<MasterEvents> {
         ? encodeMaster.quit("done", "the batch is finished")
         : encodeMaster.quit("stopping", end.message ?? "the master is stopping");
     for (const peer of this.peers) this.send(peer, quit);
-    await this.checkpoint.flush(end.kind === "done");
-    await this.failedLog.close();
+    let saved = true;
+    try {
+      await this.checkpoint.flush(end.kind === "done");
+      await this.failedLog.close();
+    } catch (error) {
+      saved = false;
+      this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`);
+    }
     await this.outbox!.drained();
     this.closeSocket(1000);
     await receiving;
+    if (!saved) return result(ExitCode.Usage, "error", `cannot write the state file ${statePath}`);
     if (end.kind === "done") {
       const stats = this.stats();
       return result(stats.failed > 0 ? ExitCode.Failed : ExitCode.Ok, "done");

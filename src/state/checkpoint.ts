@@ -78,17 +78,20 @@ export class Checkpoint {
 
   private build(finished: boolean): StateFile {
     const { ledger, previous, skips, identity } = this.options;
-    const snapshot = ledger.snapshot(hashJob);
-    let resume: StateFile["resume"] = previous?.resume ?? null;
-    if (snapshot.resume) {
-      const { id, payload } = snapshot.resume;
-      resume = { id, job: encodeRich(payload).toString("base64"), preview: previewJob(payload) };
+    let snapshot = ledger.snapshot(hashJob);
+    let job = snapshot.resume && encodeOrUndefined(snapshot.resume.payload);
+    if (snapshot.resume && job === undefined) {
+      // The job at the watermark cannot be serialised (the run is stopping because of it):
+      // resume from the last job that could, and let payload hashes skip what finished since.
+      snapshot = ledger.snapshot(hashJob, true);
+      job = snapshot.resume && encodeOrUndefined(snapshot.resume.payload);
     }
+    const resume: StateFile["resume"] =
+      snapshot.resume && job !== undefined
+        ? { id: snapshot.resume.id, job, preview: previewJob(snapshot.resume.payload) }
+        : (previous?.resume ?? null);
     // Until this run has admitted a job, the earlier run's record stands unchanged.
-    const untouched = !snapshot.resume && previous !== undefined;
-    const hashes = untouched
-      ? previous.hashes
-      : Buffer.concat([snapshot.hashes, skips?.remaining() ?? Buffer.alloc(0)]).toString("base64");
+    const untouched = ledger.admitted === 0 && previous !== undefined;
     return {
       format: STATE_FORMAT,
       version: STATE_VERSION,
@@ -97,7 +100,9 @@ export class Checkpoint {
       finished,
       resume,
       completed: untouched ? previous.completed : formatRuns(snapshot.completed),
-      hashes,
+      hashes: untouched
+        ? previous.hashes
+        : Buffer.concat([snapshot.hashes, skips?.remaining() ?? Buffer.alloc(0)]).toString("base64"),
       counts: {
         done: (previous?.counts.done ?? 0) + ledger.doneCount,
         failed: (previous?.counts.failed ?? 0) + ledger.failedCount,
@@ -105,5 +110,13 @@ export class Checkpoint {
       started: this.started,
       updated: new Date().toISOString(),
     };
+  }
+}
+
+function encodeOrUndefined(payload: unknown): string | undefined {
+  try {
+    return encodeRich(payload).toString("base64");
+  } catch {
+    return undefined;
   }
 }
