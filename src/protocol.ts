@@ -12,6 +12,9 @@
  *   PING    epoch
  *   BYE     epoch
  *
+ * RETURN gives back jobs a worker will not start; it is sent by a worker that is leaving, so it
+ * also cancels the worker's credit.
+ *
  * `epoch` is random per master incarnation, so messages meant for an earlier master (one that
  * was restarted on the same address) are recognised and ignored.
  */
@@ -207,6 +210,7 @@ export function parseMasterMessage(bytes: Uint8Array): Parsed<MasterMessage> {
         if (!isUint(start) || !isUint(count) || count === 0 || !isUint(attempt) || attempt === 0) {
           return bad("malformed jobs");
         }
+        if (!Number.isSafeInteger(start + count)) return bad("malformed jobs");
         total += count;
       }
       if (total !== c.length) return bad("jobs whose ids and payloads disagree");

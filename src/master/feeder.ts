@@ -1,11 +1,17 @@
 /**
  * The Feeder pulls jobs from the user's iterator into the Ledger, and only while there is room:
- * fewer than `size` jobs waiting to be handed out, and fewer than `window` jobs open. That
- * backpressure is what keeps the master's memory flat for a thousand jobs or a billion.
+ * fewer jobs waiting to be handed out than the buffer holds, and fewer than `window` jobs open.
+ * That backpressure is what keeps the master's memory flat for a thousand jobs or a billion.
+ *
+ * The buffer holds `size` jobs, or fewer when jobs are large: it is also bounded in bytes,
+ * estimated from a sample of the jobs. Large jobs that wait long are promoted to the old
+ * generation of the heap, and a buffer of 10,000 5 KB jobs made the master's peak memory creep
+ * up with the length of the batch; a few megabytes keep workers just as busy.
  *
  * A synchronous iterator is pulled in chunks without an `await` per job, yielding to the event
  * loop every few milliseconds so that sockets and timers keep running.
  */
+import { encodeRich } from "../codec.ts";
 import type { Ledger } from "./ledger.ts";
 import type { Skips } from "../state/skips.ts";
 
@@ -13,9 +19,14 @@ type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
 
 /** How long a synchronous pull may hold the event loop. */
 const SLICE_MS = 4;
+/** One job in this many is encoded to estimate the size of jobs. */
+const SAMPLE_EVERY = 1024;
 
 export interface FeederOptions {
+  /** Most jobs waiting to be handed out. */
   size: number;
+  /** Most bytes (estimated) of jobs waiting to be handed out; `size` jobs at least 8. */
+  maxBytes: number;
   skips: Skips | undefined;
   /** Called after jobs were admitted: time to hand them out. */
   onAdmit: () => void;
@@ -27,6 +38,8 @@ export class Feeder {
   skipped = 0;
   /** Jobs pulled from the iterator in this run (admitted or skipped). */
   pulled = 0;
+  /** The estimated size of an encoded job, from a sample; 0 until the first is measured. */
+  bytesPerJob = 0;
   private stopped = false;
   private waiting: (() => void) | undefined;
 
@@ -37,10 +50,17 @@ export class Feeder {
     private readonly options: FeederOptions,
   ) {}
 
+  /** How many jobs the buffer holds, given their size. */
+  get capacity(): number {
+    const { size, maxBytes } = this.options;
+    if (this.bytesPerJob === 0) return size;
+    return Math.min(size, Math.max(8, Math.floor(maxBytes / this.bytesPerJob)));
+  }
+
   /** How many jobs may be admitted now. */
   room(): number {
     const { ledger } = this;
-    return Math.min(this.options.size - ledger.queued, ledger.window - ledger.open);
+    return Math.min(this.capacity - ledger.queued, ledger.window - ledger.open);
   }
 
   /** Called when room may have appeared (jobs handed out, the watermark moved). */
@@ -107,7 +127,7 @@ export class Feeder {
 
   /** Admits a job unless an earlier run finished it. Returns whether it was admitted. */
   private accept(job: unknown): boolean {
-    this.pulled++;
+    if (this.pulled++ % SAMPLE_EVERY === 0) this.sample(job);
     const skips = this.options.skips;
     if (skips?.active && skips.take(job)) {
       this.skipped++;
@@ -115,6 +135,16 @@ export class Feeder {
     }
     this.ledger.admit(job);
     return true;
+  }
+
+  private sample(job: unknown): void {
+    let bytes: number;
+    try {
+      bytes = encodeRich(job).length;
+    } catch {
+      return; // It cannot be serialised; the dispatcher names it when it tries.
+    }
+    this.bytesPerJob = this.bytesPerJob === 0 ? bytes : 0.75 * this.bytesPerJob + 0.25 * bytes;
   }
 }
 

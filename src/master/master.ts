@@ -82,8 +82,11 @@ export const MASTER_DEFAULTS = {
   checkpointInterval: 250,
 } as const;
 
-/** Jobs in one JOBS message at most. */
+/** Jobs in one JOBS message at most, and bytes (estimated) at most. */
 const MAX_BATCH = 1000;
+const MAX_BATCH_BYTES = 256 * 1024;
+/** Bytes (estimated) of jobs held ready to hand out at most; see the Feeder. */
+const BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface MasterStats {
   /** Jobs done, including those of earlier runs of this batch. */
@@ -219,7 +222,7 @@ export class Master extends EventEmitter<MasterEvents> {
       finishedThisRun: (ledger?.doneCount ?? 0) + (ledger?.failedCount ?? 0),
       skipped: this.feeder?.skipped ?? 0,
       queued: ledger?.queued ?? 0,
-      size: this.size,
+      size: this.feeder?.capacity ?? this.size,
       leased: ledger?.leased ?? 0,
       workers: this.peers.size,
       elapsedMs: Date.now() - this.startedAt,
@@ -277,6 +280,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.failedLog = new FailedLog(failedPath);
     this.feeder = new Feeder(ledger, jobs.iterator, jobs.sync, {
       size: this.size,
+      maxBytes: BUFFER_BYTES,
       skips,
       onAdmit: () => this.dispatch(),
     });
@@ -533,8 +537,11 @@ export class Master extends EventEmitter<MasterEvents> {
     this.afterSettling();
   }
 
+  /** Jobs given back unstarted; a worker returns jobs when it is leaving, so it wants no more. */
   private onReturn(peer: Peer, runs: number[]): void {
     const ledger = this.ledger!;
+    peer.credit = 0;
+    this.peers.hungry.delete(peer);
     for (let i = 0; i < runs.length; i += 2) {
       for (let id = runs[i]!, end = id + runs[i + 1]!; id < end; id++) {
         if (ledger.requeue(peer.index, id, false)) peer.leased--;
@@ -607,10 +614,12 @@ export class Master extends EventEmitter<MasterEvents> {
     if (this.phase !== "running") return;
     const ledger = this.ledger!;
     const hungry = this.peers.hungry;
+    const bytesPerJob = this.feeder?.bytesPerJob ?? 0;
+    const maxBatch = bytesPerJob > 0 ? Math.max(1, Math.min(MAX_BATCH, Math.floor(MAX_BATCH_BYTES / bytesPerJob))) : MAX_BATCH;
     while (ledger.queued > 0 && hungry.size > 0) {
       for (const peer of hungry) {
         const share = Math.ceil(ledger.queued / hungry.size);
-        const lease = ledger.lease(peer.index, Math.min(peer.credit, MAX_BATCH, share));
+        const lease = ledger.lease(peer.index, Math.min(peer.credit, maxBatch, share));
         if (!lease) break;
         if (!this.sendJobs(peer, lease)) return;
         peer.credit -= lease.count;

@@ -72,9 +72,14 @@ type Handler = (job: unknown, ctx: JobContext) => unknown;
 
 /** A synchronous run of jobs may hold the event loop this long before it yields. */
 const SLICE_MS = 5;
-/** Prefetch covers this much work at the measured rate (between 2 x concurrency and the cap). */
+/**
+ * Prefetch covers this much work at the measured rate, between 2 x concurrency and the caps: a
+ * number of jobs, and a number of bytes so that large jobs do not pile up in memory (here, in
+ * flight, and in the master's window, which spans what all workers hold).
+ */
 const PREFETCH_HORIZON_MS = 100;
 const MAX_PREFETCH = 8192;
+const MAX_PREFETCH_BYTES = 2 * 1024 * 1024;
 
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly finished: Promise<WorkerResult>;
@@ -96,6 +101,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Credit asked for and not yet received as jobs. */
   private requested = 0;
   private prefetch: number;
+  /** Average encoded size of a job, measured on the batches received. */
+  private bytesPerJob = 0;
   private epoch = 0;
   private connected = false;
   private everConnected = false;
@@ -237,6 +244,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           continue;
         }
         this.lastContact = Date.now();
+        if (parsed.message.type === "jobs") this.measure(body.length, parsed.message.payloads.length);
         this.onMessage(parsed.message);
       }
     } catch (error) {
@@ -258,7 +266,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
         else this.flush();
         return;
       case "jobs":
-        if (message.epoch !== this.epoch || this.draining) return;
+        if (message.epoch !== this.epoch) return;
+        if (this.draining) {
+          // Sent before the master heard that we are leaving: straight back.
+          const unstarted = new JobQueue();
+          unstarted.push(message.runs, message.payloads);
+          this.send(encodeWorker.return(this.epoch, unstarted.clear()));
+          return;
+        }
         this.requested = Math.max(0, this.requested - message.payloads.length);
         this.queue.push(message.runs, message.payloads);
         this.pump();
@@ -407,7 +422,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const rate = (this.done + this.failed - this.rateMark.done) / elapsed;
     this.rateMark = { at: now, done: this.done + this.failed };
     const target = Math.ceil(rate * PREFETCH_HORIZON_MS);
-    this.prefetch = Math.max(2 * this.concurrency, Math.min(MAX_PREFETCH, target));
+    const cap = this.bytesPerJob > 0 ? Math.min(MAX_PREFETCH, Math.floor(MAX_PREFETCH_BYTES / this.bytesPerJob)) : MAX_PREFETCH;
+    this.prefetch = Math.max(2 * this.concurrency, Math.min(cap, target));
+  }
+
+  private measure(bytes: number, jobs: number): void {
+    if (jobs === 0) return;
+    const size = bytes / jobs;
+    this.bytesPerJob = this.bytesPerJob === 0 ? size : 0.8 * this.bytesPerJob + 0.2 * size;
   }
 
   // ---- stopping ----------------------------------------------------------------------------
