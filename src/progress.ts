@@ -107,7 +107,8 @@ export function formatProgress(sample: ProgressSample, rate: number): string {
   const total = sample.total;
   if (total !== undefined && total > 0) {
     const finished = sample.done + sample.failed;
-    parts.push(`${Math.min(100, (finished * 100) / total).toFixed(1)}%`);
+    // Rounded down: 100.0% means every job has finished.
+    parts.push(`${(Math.floor(Math.min(1000, (finished * 1000) / total)) / 10).toFixed(1)}%`);
     if (rate > 0 && finished < total) parts.push(`ETA ${duration(((total - finished) / rate) * 1000)}`);
   }
   return parts.join(" · ");

@@ -157,7 +157,8 @@ export function pickFunction(
       return { name, fn: value as JobFunction["fn"], isDefault: explicit === undefined };
     }
     if (value !== undefined) {
-      throw new UserError(`${mod.specifier}: export '${name}' is a ${typeof value}, not a function`);
+      const kind = typeof value;
+      throw new UserError(`${mod.specifier}: export '${name}' is ${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}, not a function`);
     }
   }
   const wanted = names.map((n) => `'${n}'`).join(" or ");

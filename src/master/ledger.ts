@@ -27,6 +27,9 @@ const FAILED = 4;
 /** Failed an attempt and waits out its backoff before it is queued again. */
 const PARKED = 5;
 
+/** Stands in for the payload of a finished job once it has been hashed. */
+const DROPPED: unique symbol = Symbol("dropped");
+
 /** Most attempts a job can be given; attempts are stored in a byte. */
 export const MAX_ATTEMPTS = 255;
 
@@ -191,8 +194,10 @@ export class Ledger {
     return this.attempts[id & this.mask]!;
   }
 
+  /** The payload of an open job (undefined once a finished job's payload was dropped). */
   payloadOf(id: number): unknown {
-    return this.payload[id & this.mask];
+    const payload = this.payload[id & this.mask];
+    return payload === DROPPED ? undefined : payload;
   }
 
   /** Records a leased job as failed for good (the caller has written it to the failed log). */
@@ -251,7 +256,8 @@ export class Ledger {
    * one below them cost 8 bytes each, not their payload.
    *
    * `beforeWatermark` resumes from the last finished job even when a job is open: for when the
-   * job at the watermark cannot be recorded (it cannot be serialised).
+   * job at the watermark cannot be recorded (it cannot be serialised). If that job's payload was
+   * already dropped, there is no resume point: the caller keeps the one it recorded before.
    */
   snapshot(hash: (payload: unknown) => Buffer, beforeWatermark = false): LedgerSnapshot {
     const completed = new IdRunsBuilder();
@@ -262,7 +268,7 @@ export class Ledger {
     } else if (this.lastFinished) {
       const last = this.lastFinished;
       last.hash ??= hash(last.payload);
-      resume = { id: last.id, payload: last.payload };
+      if (last.payload !== DROPPED) resume = { id: last.id, payload: last.payload };
       completed.add(last.id);
       parts.push(last.hash);
     }
@@ -275,7 +281,7 @@ export class Ledger {
         this.hashes.set(hash(this.payload[slot]), at);
         this.hashed[slot] = 1;
         // The newest job keeps its payload: if the watermark reaches it, it is the resume point.
-        if (id !== this.next - 1) this.payload[slot] = undefined;
+        if (id !== this.next - 1) this.payload[slot] = DROPPED;
       }
       completed.add(id);
       parts.push(this.hashes.subarray(at, at + JOB_HASH_BYTES));

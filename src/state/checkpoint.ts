@@ -29,10 +29,13 @@ export class Checkpoint {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private lastKey = "";
+  /** The resume point of the last state written, for when there is no better one. */
+  private lastResume: StateFile["resume"];
   private readonly started: string;
 
   constructor(private readonly options: CheckpointOptions) {
     this.started = options.previous?.started ?? new Date().toISOString();
+    this.lastResume = options.previous?.resume ?? null;
   }
 
   start(): void {
@@ -89,7 +92,8 @@ export class Checkpoint {
     const resume: StateFile["resume"] =
       snapshot.resume && job !== undefined
         ? { id: snapshot.resume.id, job, preview: previewJob(snapshot.resume.payload) }
-        : (previous?.resume ?? null);
+        : this.lastResume;
+    this.lastResume = resume;
     // Until this run has admitted a job, the earlier run's record stands unchanged.
     const untouched = ledger.admitted === 0 && previous !== undefined;
     return {

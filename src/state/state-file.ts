@@ -60,7 +60,8 @@ export function defaultStatePath(
   const dir = moduleFile ? dirname(moduleFile) : cwd;
   const name = moduleFile ? basename(moduleFile, extname(moduleFile)) : "taskmaster";
   const label = defaultExport ? name : `${name}-${exportName}`;
-  const hash = createHash("sha256").update(canonicalOptions(options)).digest("hex").slice(0, 8);
+  // The export name is hashed too: `jobs-x.ts` and `jobs.ts:x` must not share a file.
+  const hash = createHash("sha256").update(`${exportName}\n${canonicalOptions(options)}`).digest("hex").slice(0, 8);
   return join(dir, `${label}.${hash}.state.json`);
 }
 
@@ -121,7 +122,7 @@ function validate(value: unknown): string | undefined {
   const s = value as Record<string, unknown>;
   if (s.format !== STATE_FORMAT) return "is not a taskmaster state file";
   if (s.version !== STATE_VERSION) {
-    return `has format version ${String(s.version)}, and this taskmaster reads version ${STATE_VERSION}`;
+    return `has format version ${JSON.stringify(s.version)}, and this taskmaster reads version ${STATE_VERSION}`;
   }
   if (typeof s.target !== "string") return "is damaged: no target";
   if (typeof s.options !== "object" || s.options === null || Array.isArray(s.options)) {
