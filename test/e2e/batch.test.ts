@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fixture, freeAddress, handledJobs, runToEnd, start, tally, tempDir } from "./helpers.ts";
+import { allExit, fixture, freeAddress, handledJobs, runToEnd, start, tally, tempDir } from "./helpers.ts";
 
 test("tm-run hands 100,000 jobs to 2 workers and each is handled exactly once", { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
@@ -69,7 +69,7 @@ test("tm-master, tm-slave and tm-spawn run one batch together from a .ts target 
     [`${fixture("named.ts")}:listJobs`, "count=3000", "--address", address, "--state", join(dir, "state.json"), "--no-progress"],
     { env },
   );
-  const [m, s, p] = await Promise.all([master.exit(), slave.exit(), spawn.exit()]);
+  const [m, s, p] = await allExit([master, slave, spawn]);
   assert.equal(m.code, 0, master.stderr);
   assert.equal(s.code, 0, slave.stderr);
   assert.equal(p.code, 0, spawn.stderr);

@@ -149,6 +149,16 @@ export function start(t: TestContext, command: Command, args: string[], options:
   return proc;
 }
 
+/** Waits for all to exit; if one does not in time, the error shows what each printed. */
+export async function allExit<T extends Proc[]>(procs: [...T], timeoutMs = 60_000): Promise<{ [K in keyof T]: Exit }> {
+  try {
+    return (await Promise.all(procs.map((p) => p.exit(timeoutMs)))) as { [K in keyof T]: Exit };
+  } catch (error) {
+    const outputs = procs.map((p) => `--- ${p.name} (pid ${p.pid}, exit ${p.child.exitCode ?? p.child.signalCode ?? "running"}):\n${p.stderr}`);
+    throw new Error(`${(error as Error).message.split("\n")[0]}\n${outputs.join("\n")}`, { cause: error });
+  }
+}
+
 /** Runs a command to its end. */
 export async function runToEnd(
   t: TestContext,
