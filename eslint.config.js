@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "**/*.d.ts"] },
+  { ignores: ["dist/", "node_modules/", "**/*.d.ts", ".tmp/", "benchmark/results/"] },
   js.configs.recommended,
   {
     files: ["**/*.ts"],

@@ -42,13 +42,18 @@ export function checkAddress(address: string): void {
 }
 
 /**
- * A send queue. A ZeroMQ socket allows one pending send at a time; messages sent while one is
- * pending wait here, in order. Sends that fail (a peer that is gone) are reported, not thrown.
+ * A send queue in front of a socket whose sendTimeout is 0, so that no send ever waits: a
+ * message that cannot be queued by ZeroMQ at once (a peer that is gone, or, on a ROUTER with
+ * `mandatory`, a socket with no peers at all, which would otherwise wait forever) is reported
+ * to `onError` and dropped. ZeroMQ allows one pending send per socket; messages sent while one
+ * is pending wait here, in order.
  */
 export class Outbox<M extends MessageLike | MessageLike[]> {
   private queue: M[] = [];
   private busy = false;
   private closed = false;
+  private idle: Promise<void> = Promise.resolve();
+  private becomeIdle: () => void = () => undefined;
 
   constructor(
     private readonly socket: Writable<M>,
@@ -61,20 +66,13 @@ export class Outbox<M extends MessageLike | MessageLike[]> {
 
   send(message: M): void {
     if (this.closed) return;
-    if (this.busy) {
-      this.queue.push(message);
-      return;
-    }
-    this.busy = true;
-    this.socket.send(message).then(this.next, (error: unknown) => {
-      this.onError(message, error);
-      this.next();
-    });
+    if (this.busy) this.queue.push(message);
+    else this.start(message);
   }
 
-  /** Resolves once everything queued so far has been handed to ZeroMQ. */
-  async drained(): Promise<void> {
-    while (this.busy && !this.closed) await new Promise((resolve) => setImmediate(resolve));
+  /** Resolves once everything queued so far has been handed to ZeroMQ (or dropped). */
+  drained(): Promise<void> {
+    return this.idle;
   }
 
   close(): void {
@@ -82,9 +80,23 @@ export class Outbox<M extends MessageLike | MessageLike[]> {
     this.queue = [];
   }
 
+  private start(message: M): void {
+    this.idle = new Promise((resolve) => (this.becomeIdle = resolve));
+    this.busy = true;
+    this.transmit(message);
+  }
+
+  private transmit(message: M): void {
+    this.socket.send(message).then(this.next, (error: unknown) => {
+      this.onError(message, error);
+      this.next();
+    });
+  }
+
   private readonly next = (): void => {
+    const message = this.closed ? undefined : this.queue.shift();
+    if (message !== undefined) return this.transmit(message);
     this.busy = false;
-    const message = this.queue.shift();
-    if (message !== undefined) this.send(message);
+    this.becomeIdle();
   };
 }

@@ -206,9 +206,13 @@ export class Master extends EventEmitter<MasterEvents> {
    * resolves at once.
    */
   stop(options: { now?: boolean; error?: string } = {}): void {
+    if (options.error && !options.now) {
+      // A reason to stop, not a second Ctrl-C: it never escalates a stop under way.
+      this.beginStop(ExitCode.Usage, options.error);
+      return;
+    }
     this.stopRequests++;
     if (options.now || this.stopRequests > 1) this.abandon();
-    else if (options.error) this.beginStop(ExitCode.Usage, options.error);
     else this.beginStop(ExitCode.Interrupted);
   }
 
@@ -356,7 +360,9 @@ export class Master extends EventEmitter<MasterEvents> {
     const socket = new zmq.Router({
       mandatory: true,
       handover: true,
+      // Never wait to send (see Outbox); credit, not a high-water mark, bounds what is queued.
       sendHighWaterMark: 0,
+      sendTimeout: 0,
       maxMessageSize: Limits.workerFrameBytes,
       heartbeatInterval: this.heartbeatMs,
       heartbeatTimeout: silenceLimit(this.liveness),
@@ -669,7 +675,11 @@ export class Master extends EventEmitter<MasterEvents> {
     const limit = silenceLimit(this.liveness);
     const ping = encodeMaster.ping(this.epoch);
     for (const peer of [...this.peers]) {
-      if (now - peer.lastHeard > limit) {
+      if (peer.unreachableSince !== undefined && now - Math.max(peer.unreachableSince, peer.lastHeard) > this.heartbeatMs) {
+        const held = peer.leased;
+        this.releasePeer(peer, true);
+        this.forget(peer, `disconnected; its ${held} jobs go to others`);
+      } else if (now - peer.lastHeard > limit) {
         const held = peer.leased;
         this.releasePeer(peer, true);
         this.forget(peer, `was silent for ${Math.round((now - peer.lastHeard) / 1000)} s; its ${held} jobs go to others`);
@@ -680,6 +690,7 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   private send(peer: Peer, bytes: Buffer): void {
+    if (peer.unreachableSince !== undefined) return;
     peer.lastSent = Date.now();
     this.outbox?.send([peer.routingId, bytes]);
   }
@@ -688,12 +699,18 @@ export class Master extends EventEmitter<MasterEvents> {
     this.outbox?.send([routingId, bytes]);
   }
 
+  /**
+   * The connection to a worker is gone. What it sent before may still wait in our inbound queue
+   * (its last acknowledgements, its BYE), so it is not forgotten yet: it gets no more jobs, and
+   * the next heartbeat after a quiet interval takes back what it still holds.
+   */
   private onSendError(routingId: Buffer, error: unknown): void {
     const peer = this.peers.get(routingId);
-    if (!peer || this.phase === "closing") return;
+    if (!peer || this.phase === "closing" || peer.unreachableSince !== undefined) return;
     this.log.debug(`cannot reach worker ${describePeer(peer)}: ${messageOf(error)}`);
-    this.releasePeer(peer, false);
-    this.forget(peer, "disconnected");
+    peer.unreachableSince = Date.now();
+    peer.credit = 0;
+    this.peers.hungry.delete(peer);
   }
 
   private drop(reason: string, routingId: Buffer | undefined): void {

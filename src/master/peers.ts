@@ -15,6 +15,8 @@ export interface Peer {
   leased: number;
   lastHeard: number;
   lastSent: number;
+  /** When a send to it failed: its connection is gone. */
+  unreachableSince?: number | undefined;
 }
 
 export class Peers {

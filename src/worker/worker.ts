@@ -112,6 +112,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private pumping = false;
   private flushScheduled = false;
   private draining = false;
+  private stopRequests = 0;
   private done = 0;
   private failed = 0;
   private rateMark = { at: performance.now(), done: 0 };
@@ -139,7 +140,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * the jobs that were running.
    */
   stop(options: { now?: boolean } = {}): void {
-    if (options.now || this.draining) {
+    // Counted apart from draining: a master that asked us to stop is not a first Ctrl-C.
+    this.stopRequests++;
+    if (options.now || this.stopRequests > 1) {
       this.settle?.({ exitCode: ExitCode.Interrupted, outcome: "stopped", message: "stopped at once" });
       return;
     }
@@ -173,6 +176,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       reconnectInterval: 100,
       reconnectMaxInterval: 1000,
       linger: 1000,
+      // Never wait to send (see Outbox): what cannot be queued while the master is away is
+      // dropped, and the worker starts over with the master when it is back.
+      sendTimeout: 0,
     });
     this.socket = socket;
     this.outbox = new Outbox<Buffer>(socket, (_message, error) =>
@@ -198,7 +204,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.flush();
     await this.outbox.drained();
     this.outbox.close();
-    socket.linger = end.exitCode === ExitCode.Interrupted ? 0 : 1000;
+    // Even when leaving at once, the acknowledgements just flushed get a moment to go out.
+    socket.linger = end.exitCode === ExitCode.Interrupted ? 100 : 1000;
     socket.close();
     await receiving;
     if (end.message && end.exitCode !== ExitCode.Ok) this.log.error(end.message);
