@@ -1,13 +1,14 @@
 /**
  * The state file: how far a batch has got, so a stopped or crashed run resumes without losing a
- * job. It is JSON, written atomically (temp file, fsync, rename, fsync of the directory), and it
+ * job. It is JSON, written atomically (see atomic-file.ts), and it
  * is never silently ignored: one that cannot be read, or that belongs to another target or other
  * options, is refused with its path and the reason, and left untouched.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
+import { writeFileAtomic, writeFileAtomicSync } from "./atomic-file.ts";
 import { UserError, messageOf } from "../errors.ts";
 import { JOB_HASH_BYTES } from "../codec.ts";
 import { parseRuns } from "../id-runs.ts";
@@ -166,49 +167,12 @@ function serialise(state: StateFile): string {
 
 /** Writes the state atomically: a crash at any moment leaves either the old file or the new. */
 export async function writeState(path: string, state: StateFile): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  const file = await open(temp, "w", 0o644);
-  try {
-    await file.writeFile(serialise(state));
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, path);
-  await syncDirectory(dirname(path));
+  await writeFileAtomic(path, serialise(state));
 }
 
 /** The same, synchronously: for the last write of a process that must exit now. */
 export function writeStateSync(path: string, state: StateFile): void {
-  const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, "w", 0o644);
-  try {
-    writeSync(fd, serialise(state));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-  try {
-    const dir = openSync(dirname(path), "r");
-    fsyncSync(dir);
-    closeSync(dir);
-  } catch {
-    // Some file systems cannot fsync a directory; the rename is still atomic.
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some file systems cannot fsync a directory; the rename is still atomic.
-  }
+  writeFileAtomicSync(path, serialise(state));
 }
 
 /** `--reset`: forget the state (and the failed log that belongs to it). */
