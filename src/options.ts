@@ -18,3 +18,22 @@ export function nonNegativeInteger(value: number | undefined, fallback: number, 
   }
   return value;
 }
+
+/** `--halt`: stop the batch once more than `failures` jobs, or more than `percent`% of them, failed. */
+export type Halt = { failures: number } | { percent: number };
+
+/** Parses `--halt N` or `--halt P%`. */
+export function parseHalt(text: string): Halt {
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text.trim());
+  if (percent) {
+    const value = Number(percent[1]);
+    if (value > 0 && value < 100) return { percent: value };
+  } else if (/^\d+$/.test(text.trim())) {
+    return { failures: Number(text) };
+  }
+  throw new UserError(`--halt must be a number of failed jobs (10) or a percentage of them (5%), not '${text}'`);
+}
+
+export function describeHalt(halt: Halt): string {
+  return "percent" in halt ? `${halt.percent}%` : String(halt.failures);
+}

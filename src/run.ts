@@ -3,7 +3,6 @@
  * master runs in this process; the batch's result is the master's.
  */
 import { EventEmitter } from "node:events";
-import { ExitCode } from "./errors.ts";
 import type { LogLevel } from "./log.ts";
 import type { MasterEvents, MasterOptions, MasterResult, MasterStats } from "./master/master.ts";
 import { Master } from "./master/master.ts";
@@ -18,6 +17,7 @@ export interface RunOptions extends MasterOptions {
   handleJob?: string | undefined;
   concurrency?: number | undefined;
   prefetch?: number | undefined;
+  jobTimeout?: number | undefined;
   /** The workers' log level. */
   workerLogLevel?: LogLevel | undefined;
 }
@@ -71,6 +71,7 @@ export class Run extends EventEmitter<MasterEvents> {
       address: endpoint,
       concurrency: options.concurrency,
       prefetch: options.prefetch,
+      jobTimeout: options.jobTimeout,
       timeout: options.timeout,
       retries: options.retries,
       cwd,
@@ -84,9 +85,9 @@ export class Run extends EventEmitter<MasterEvents> {
     });
     const result = await master.finished;
     finished = true;
-    if (result.outcome === "stopped" && result.exitCode === ExitCode.Interrupted && this.stopRequested?.now) {
-      pool.stop({ now: true });
-    }
+    // Workers told QUIT are leaving already; one that had not connected yet would wait for the
+    // master it will never reach, so every worker is asked to stop (at once after a hard stop).
+    pool.stop({ now: result.outcome === "stopped" && this.stopRequested?.now === true });
     const timer = setTimeout(() => pool.kill(), WORKER_EXIT_MS);
     await pool.finished;
     clearTimeout(timer);

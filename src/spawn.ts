@@ -25,6 +25,7 @@ export interface SpawnOptions {
   address?: string | undefined;
   concurrency?: number | undefined;
   prefetch?: number | undefined;
+  jobTimeout?: number | undefined;
   timeout?: number | undefined;
   retries?: number | undefined;
   cwd?: string | undefined;
@@ -159,6 +160,7 @@ function workerArguments(options: SpawnOptions): string[] {
   flag("address", options.address);
   flag("concurrency", options.concurrency);
   flag("prefetch", options.prefetch);
+  flag("job-timeout", options.jobTimeout);
   flag("timeout", options.timeout);
   flag("retries", options.retries);
   flag("log-level", options.logLevel);

@@ -40,6 +40,12 @@ export const masterFlags: Record<string, FlagSpec> = {
   },
   backoff: { type: "string", value: "MS", help: `first retry delay, doubled per attempt (default ${MASTER_DEFAULTS.backoff})` },
   grace: { type: "string", value: "MS", help: `how long a stop waits for running jobs (default ${MASTER_DEFAULTS.grace})` },
+  halt: {
+    type: "string",
+    value: "N|P%",
+    help: "stop (exit 2) once more than N jobs, or more than P% of at least 100, failed for good",
+  },
+  "resume-failed": { type: "boolean", help: "run the jobs of the failed log again instead of getJobs" },
   "get-jobs-callback": { type: "string", value: "NAME", help: "name of the getJobs export (default getJobs or get_jobs)" },
   "no-progress": { type: "boolean", help: "no progress line" },
 };
@@ -47,6 +53,11 @@ export const masterFlags: Record<string, FlagSpec> = {
 export const workerFlags: Record<string, FlagSpec> = {
   concurrency: { type: "string", value: "N", help: "jobs each worker runs at once (default 1)" },
   prefetch: { type: "string", value: "N", help: "jobs each worker holds ready (default: adapts to the job rate)" },
+  "job-timeout": {
+    type: "string",
+    value: "MS",
+    help: "abort a job's ctx.signal and fail the attempt after MS ms (default: no limit)",
+  },
   "handle-job-callback": {
     type: "string",
     value: "NAME",
@@ -67,6 +78,8 @@ export function masterOptions(flags: FlagValues): Omit<MasterOptions, "target" |
     maxAttempts: integerFlag(flags, "max-attempts"),
     backoff: integerFlag(flags, "backoff", 0),
     grace: integerFlag(flags, "grace", 0),
+    halt: stringFlag(flags, "halt"),
+    resumeFailed: flags["resume-failed"] === true,
   };
 }
 
@@ -76,6 +89,7 @@ export function workerOptions(flags: FlagValues): Omit<WorkerOptions, "target" |
     address: stringFlag(flags, "address"),
     concurrency: integerFlag(flags, "concurrency"),
     prefetch: integerFlag(flags, "prefetch"),
+    jobTimeout: integerFlag(flags, "job-timeout"),
     timeout: integerFlag(flags, "timeout"),
     retries: integerFlag(flags, "retries"),
   };

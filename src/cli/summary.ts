@@ -17,6 +17,7 @@ export function reportResult(logger: Logger, result: MasterResult, elapsedMs: nu
     case "stopped":
       logger.info(`stopped: ${counts}; state saved in ${result.statePath}: run the same command again to resume`);
       return;
+    case "halted":
     case "error":
       logger.info(`stopped: ${counts}; state saved in ${result.statePath}`);
       return;

@@ -30,7 +30,7 @@ await main(spec, async ({ flags, positionals, logger, logLevel }) => {
   const count = positionals[1];
   if (count === undefined) throw new UserError(`missing N, the number of workers (usage: ${spec.usage})`);
   const workers = parseInteger(count, "N, the number of workers,");
-  const { handleJob, concurrency, prefetch } = workerOptions(flags);
+  const { handleJob, concurrency, prefetch, jobTimeout } = workerOptions(flags);
   const batch = run({
     target,
     workers,
@@ -39,6 +39,7 @@ await main(spec, async ({ flags, positionals, logger, logLevel }) => {
     handleJob,
     concurrency,
     prefetch,
+    jobTimeout,
     logger,
     workerLogLevel: logLevel === "info" ? "warn" : logLevel,
   });

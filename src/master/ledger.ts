@@ -14,6 +14,11 @@
  * contiguous runs; jobs that come back are queued separately and go out first (the front of the
  * buffer). All per-job state lives in typed arrays indexed by `id & mask`, so the hot path
  * (admit, lease a run, complete a run) allocates nothing per job.
+ *
+ * Jobs held by a worker that died are *suspects*: one of them may have killed it. They are
+ * queued apart and handed out one at a time (see `leaseSuspect`), so that when a suspect kills
+ * its next worker too, the death is its own, and a poison job uses up its attempts without
+ * taking the innocent jobs around it along.
  */
 import type { IdRuns } from "../id-runs.ts";
 import { IdRunsBuilder } from "../id-runs.ts";
@@ -77,6 +82,8 @@ export class Ledger {
   /** Returned or retried ids, handed out before fresh ones. */
   private again: number[] = [];
   private againHead = 0;
+  /** Ids whose worker died holding them, handed out one at a time before all others. */
+  private suspects: number[] = [];
   /** The payload of the newest job the watermark passed: the resume point when nothing is open. */
   private lastFinished: { id: number; payload: unknown; hash?: Buffer } | undefined;
 
@@ -104,9 +111,14 @@ export class Ledger {
     return this.next - this.base;
   }
 
-  /** Jobs waiting to be handed out (fresh and returned). */
+  /** Jobs waiting to be handed out (fresh, returned and suspect). */
   get queued(): number {
-    return this.next - this.cursor + (this.again.length - this.againHead);
+    return this.next - this.cursor + (this.again.length - this.againHead) + this.suspects.length;
+  }
+
+  /** Suspects waiting to be handed out. */
+  get suspectsQueued(): number {
+    return this.suspects.length;
   }
 
   /** Whether every admitted job is finished. */
@@ -126,17 +138,24 @@ export class Ledger {
   }
 
   /**
-   * Leases up to `max` queued jobs to `worker`: returned jobs first, then a contiguous run of
-   * fresh ones. Returns undefined when nothing is queued.
+   * Leases up to `max` queued jobs to `worker`: returned and retried jobs first, then a
+   * contiguous run of fresh ones; suspects are left for `leaseSuspect`. With `elsewhere`, a job
+   * this worker last held (it failed there) is left for another worker. Returns undefined when
+   * nothing could be leased.
    */
-  lease(worker: number, max: number): Lease | undefined {
+  lease(worker: number, max: number, elsewhere = false): Lease | undefined {
     const runs: number[] = [];
     const payloads: unknown[] = [];
     let count = 0;
     const again = this.again;
+    let skipped: number[] | undefined;
     while (count < max && this.againHead < again.length) {
       const id = again[this.againHead++]!;
       const slot = id & this.mask;
+      if (elsewhere && this.owner[slot] === worker) {
+        (skipped ??= []).push(id);
+        continue;
+      }
       const attempt = ++this.attempts[slot]!;
       this.state[slot] = LEASED;
       this.owner[slot] = worker;
@@ -145,6 +164,11 @@ export class Ledger {
       if (n > 0 && runs[n - 3]! + runs[n - 2]! === id && runs[n - 1] === attempt) runs[n - 2]!++;
       else runs.push(id, 1, attempt);
       count++;
+    }
+    if (skipped) {
+      // Back where they were: the slots just before the head are free, having been read.
+      this.againHead -= skipped.length;
+      for (let i = 0; i < skipped.length; i++) again[this.againHead + i] = skipped[i]!;
     }
     if (this.againHead === again.length && this.againHead > 0) {
       again.length = 0;
@@ -161,6 +185,18 @@ export class Ledger {
     }
     this.leased += count;
     return count === 0 ? undefined : { runs, payloads, count };
+  }
+
+  /** Leases the oldest suspect, alone. Returns undefined when there is none. */
+  leaseSuspect(worker: number): Lease | undefined {
+    const id = this.suspects.shift();
+    if (id === undefined) return undefined;
+    const slot = id & this.mask;
+    const attempt = ++this.attempts[slot]!;
+    this.state[slot] = LEASED;
+    this.owner[slot] = worker;
+    this.leased++;
+    return { runs: [id, 1, attempt], payloads: [this.payload[slot]], count: 1 };
   }
 
   /**
@@ -180,6 +216,14 @@ export class Ledger {
     this.leased -= accepted;
     if (start <= this.base) this.advance();
     return accepted;
+  }
+
+  /** Whether `id` has finished (done or failed for good). */
+  isFinished(id: number): boolean {
+    if (id < this.base) return id >= this.firstId;
+    if (id >= this.next) return false;
+    const state = this.state[id & this.mask];
+    return state === DONE || state === FAILED;
   }
 
   /** Whether `id` is leased to `worker` right now. */
@@ -212,14 +256,15 @@ export class Ledger {
 
   /**
    * Puts a leased job back in the queue, ahead of fresh jobs. `countAttempt` is false for a job
-   * the worker never started (returned unstarted), so giving it back costs it nothing.
+   * the worker never started (returned unstarted), so giving it back costs it nothing; `suspect`
+   * is for a job whose worker died holding it.
    */
-  requeue(worker: number, id: number, countAttempt: boolean): boolean {
+  requeue(worker: number, id: number, countAttempt: boolean, suspect = false): boolean {
     if (!this.isLeasedTo(worker, id)) return false;
     const slot = id & this.mask;
     this.state[slot] = QUEUED;
     if (!countAttempt) this.attempts[slot]!--;
-    this.again.push(id);
+    (suspect ? this.suspects : this.again).push(id);
     this.leased--;
     return true;
   }

@@ -16,14 +16,18 @@ import * as zmq from "zeromq";
 import { decodeRich, previewJob, serialisationProblem } from "../codec.ts";
 import { ExitCode, UserError, messageOf } from "../errors.ts";
 import { Logger } from "../log.ts";
-import { nonNegativeInteger, positiveInteger } from "../options.ts";
+import type { Halt } from "../options.ts";
+import { describeHalt, nonNegativeInteger, parseHalt, positiveInteger } from "../options.ts";
 import type { JobFailure, WorkerMessage } from "../protocol.ts";
 import { Limits, PROTOCOL_VERSION, encodeMaster, parseWorkerMessage } from "../protocol.ts";
 import { Checkpoint } from "../state/checkpoint.ts";
-import { FailedLog, failedLogPath, removeFailedLog } from "../state/failed-log.ts";
+import type { FailureSink } from "../state/failed-log.ts";
+import { FailedLog, failedLogPath, readFailedJobs, removeFailedLog } from "../state/failed-log.ts";
+import { FailedRerun } from "../state/failed-rerun.ts";
 import { Skips } from "../state/skips.ts";
 import type { StateFile } from "../state/state-file.ts";
-import { defaultStatePath, readState, removeState } from "../state/state-file.ts";
+import { defaultStatePath, readState, removeState, writeState } from "../state/state-file.ts";
+import type { JobFunction, JobModule } from "../target.ts";
 import { GET_JOBS_NAMES, loadJobModule, parseTarget, pickFunction, readTotal } from "../target.ts";
 import type { Liveness } from "../transport.ts";
 import {
@@ -67,6 +71,10 @@ export interface MasterOptions {
   backoff?: number | undefined;
   /** How long a stop waits for running jobs, in ms. */
   grace?: number | undefined;
+  /** Stop once more than N jobs (or P% of jobs, as "P%") failed for good. */
+  halt?: Halt | string | undefined;
+  /** Run the jobs of the failed log again instead of getJobs. */
+  resumeFailed?: boolean | undefined;
   logger?: Logger | undefined;
   /** How often the state file is written while jobs finish, in ms. */
   checkpointInterval?: number | undefined;
@@ -81,6 +89,9 @@ export const MASTER_DEFAULTS = {
   grace: 30_000,
   checkpointInterval: 250,
 } as const;
+
+/** A percentage given to --halt is judged once this many jobs have finished. */
+const HALT_SAMPLE = 100;
 
 /** Jobs in one JOBS message at most, and bytes (estimated) at most. */
 const MAX_BATCH = 1000;
@@ -108,8 +119,8 @@ export interface MasterStats {
 
 export interface MasterResult {
   exitCode: ExitCode;
-  /** How the run ended. */
-  outcome: "done" | "already-finished" | "stopped" | "error";
+  /** How the run ended. `halted`: too many jobs failed (`halt`). */
+  outcome: "done" | "already-finished" | "stopped" | "halted" | "error";
   /** For `error`: what went wrong, in one line. */
   message?: string | undefined;
   done: number;
@@ -127,6 +138,14 @@ export interface MasterEvents {
 }
 
 type Phase = "starting" | "running" | "stopping" | "closing";
+
+/** Where a run's jobs come from. */
+interface Source {
+  ledger: Ledger;
+  skips: Skips | undefined;
+  iterator: Iterator<unknown> | AsyncIterator<unknown>;
+  sync: boolean;
+}
 
 type Outcome =
   | { kind: "done" }
@@ -149,6 +168,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private readonly maxAttempts: number;
   private readonly backoff: number;
   private readonly grace: number;
+  private readonly halt: Halt | undefined;
   private readonly heartbeatMs: number;
   private readonly epoch = randomInt(1, 2 ** 47);
 
@@ -156,7 +176,9 @@ export class Master extends EventEmitter<MasterEvents> {
   private ledger: Ledger | undefined;
   private feeder: Feeder | undefined;
   private checkpoint: Checkpoint | undefined;
-  private failedLog: FailedLog | undefined;
+  private failures: FailureSink | undefined;
+  /** Set when this run reruns the failed log (`resumeFailed`). */
+  private rerun: FailedRerun | undefined;
   private socket: zmq.Router | undefined;
   private outbox: Outbox<[Buffer, Buffer]> | undefined;
   private previous: StateFile | undefined;
@@ -167,8 +189,12 @@ export class Master extends EventEmitter<MasterEvents> {
   private lastTick = Date.now();
   private dropped = 0;
   private parked = 0;
-  private settle: ((outcome: Outcome) => void) | undefined;
+  /** How the run ends; settled by a stop even before the master listens. */
+  private readonly outcome: Promise<Outcome>;
+  private settle!: (outcome: Outcome) => void;
   private stopRequests = 0;
+  /** Stopped before it started listening: it never will. */
+  private stoppedEarly = false;
   private resolveListening!: (endpoint: string) => void;
 
   constructor(private readonly config: MasterOptions) {
@@ -186,6 +212,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.maxAttempts = Math.min(MAX_ATTEMPTS, positiveInteger(config.maxAttempts, MASTER_DEFAULTS.maxAttempts, "maxAttempts"));
     this.backoff = nonNegativeInteger(config.backoff, MASTER_DEFAULTS.backoff, "backoff");
     this.grace = nonNegativeInteger(config.grace, MASTER_DEFAULTS.grace, "grace");
+    this.halt = typeof config.halt === "string" ? parseHalt(config.halt) : config.halt;
     this.heartbeatMs = heartbeatInterval(this.liveness);
     let rejectListening!: (error: unknown) => void;
     this.listening = new Promise<string>((resolve, reject) => {
@@ -193,6 +220,7 @@ export class Master extends EventEmitter<MasterEvents> {
       rejectListening = reject;
     });
     this.listening.catch(() => undefined);
+    this.outcome = new Promise((resolve) => (this.settle = resolve));
     this.finished = this.run().catch((error: unknown) => {
       rejectListening(error);
       throw error;
@@ -219,7 +247,10 @@ export class Master extends EventEmitter<MasterEvents> {
   stats(): MasterStats {
     const ledger = this.ledger;
     const done = (this.previous?.counts.done ?? 0) + (ledger?.doneCount ?? 0);
-    const failed = (this.previous?.counts.failed ?? 0) + (ledger?.failedCount ?? 0);
+    // A rerun's jobs were counted as failed already: those that succeed now leave that count.
+    const failed = this.rerun
+      ? (this.previous?.counts.failed ?? 0) - (ledger?.doneCount ?? 0)
+      : (this.previous?.counts.failed ?? 0) + (ledger?.failedCount ?? 0);
     return {
       done,
       failed,
@@ -253,60 +284,38 @@ export class Master extends EventEmitter<MasterEvents> {
       return { exitCode, outcome, message, done: stats.done, failed: stats.failed, statePath, failedLogPath: failedPath };
     };
 
+    if (this.stoppedEarly) return result(ExitCode.Interrupted, "stopped");
     if (this.config.reset) {
       await removeState(statePath);
       await removeFailedLog(failedPath);
     }
     const previous = readState(statePath, identity);
     this.previous = previous;
-    if (previous?.finished) {
-      this.log.info(
-        `this batch already finished (${previous.counts.done} done, ${previous.counts.failed} failed; state file ${statePath}); use --reset to run it again`,
-      );
-      return result(previous.counts.failed > 0 ? ExitCode.Failed : ExitCode.Ok, "already-finished");
+    const source = this.config.resumeFailed
+      ? await this.openRerun(previous, statePath, failedPath)
+      : await this.openBatch(previous, statePath, failedPath, identity, mod, getJobs);
+    if (!source) {
+      const failed = !this.config.resumeFailed && previous !== undefined && previous.counts.failed > 0;
+      return result(failed ? ExitCode.Failed : ExitCode.Ok, "already-finished");
     }
-    if (previous) {
-      this.log.info(`resuming from ${statePath}: ${previous.counts.done} jobs done, at ${previous.resume?.preview ?? "the start"}`);
-    }
-    this.total = await readTotal(mod, this.options);
-
-    const ledger = new Ledger({ firstId: previous?.resume?.id ?? 0, window: this.window });
-    const skips = previous ? new Skips(Buffer.from(previous.hashes, "base64"), 2 * this.window) : undefined;
-    const args: Record<string, unknown> = { ...this.options };
-    if (previous?.resume) args.last = decodeRich(Buffer.from(previous.resume.job, "base64"));
-    let jobs: Awaited<ReturnType<typeof openJobs>>;
-    try {
-      jobs = await openJobs(getJobs.fn as (a: Record<string, unknown>) => unknown, args);
-    } catch (error) {
-      throw new UserError(`${getJobs.name}() failed: ${messageOf(error)}`, ExitCode.Usage, { cause: error });
-    }
-    this.ledger = ledger;
-    this.failedLog = new FailedLog(failedPath);
-    this.feeder = new Feeder(ledger, jobs.iterator, jobs.sync, {
+    this.ledger = source.ledger;
+    this.feeder = new Feeder(source.ledger, source.iterator, source.sync, {
       size: this.size,
       maxBytes: BUFFER_BYTES,
-      skips,
+      skips: source.skips,
       onAdmit: () => this.dispatch(),
     });
-    this.checkpoint = new Checkpoint({
-      path: statePath,
-      identity,
-      previous,
-      ledger,
-      skips,
-      failedLog: this.failedLog,
-      intervalMs: positiveInteger(this.config.checkpointInterval, MASTER_DEFAULTS.checkpointInterval, "checkpointInterval"),
-      onError: (error) => this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`),
-    });
-    // Written before the first job goes out, so a state file that cannot be written stops the run
-    // at once rather than after the first jobs ran.
-    await this.checkpoint.flush(false);
+    if (this.checkpoint) {
+      // Written before the first job goes out, so a state file that cannot be written stops
+      // the run at once rather than after the first jobs ran.
+      await this.checkpoint.flush(false);
+    }
 
+    if (this.stoppedEarly) return result(ExitCode.Interrupted, "stopped");
     const endpoint = await this.bind();
     this.startedAt = Date.now();
     this.lastTick = this.startedAt;
     this.phase = "running";
-    const outcome = new Promise<Outcome>((resolve) => (this.settle = resolve));
     const receiving = this.receive();
     this.feeder.run().then(
       () => this.checkFinished(),
@@ -317,18 +326,19 @@ export class Master extends EventEmitter<MasterEvents> {
     );
     this.every(this.heartbeatMs, () => this.heartbeat());
     this.every(1000, () => this.emit("progress", this.stats()));
-    this.checkpoint.start();
+    this.checkpoint?.start();
     this.log.info(`listening on ${endpoint}; state file ${statePath}`);
     this.resolveListening(endpoint);
     this.emit("listening", endpoint);
 
-    const end = await outcome;
+    const end = await this.outcome;
     this.phase = "closing";
     for (const timer of this.timers) clearInterval(timer);
     this.feeder.stop();
-    this.checkpoint.stop();
+    this.checkpoint?.stop();
     if (end.kind === "abandoned") {
-      this.checkpoint.flushSync();
+      // A rerun writes nothing here: its failed log stands, and runs again next time.
+      this.checkpoint?.flushSync();
       this.closeSocket(0);
       return result(ExitCode.Interrupted, "stopped");
     }
@@ -339,8 +349,7 @@ export class Master extends EventEmitter<MasterEvents> {
     for (const peer of this.peers) this.send(peer, quit);
     let saved = true;
     try {
-      await this.checkpoint.flush(end.kind === "done");
-      await this.failedLog.close();
+      await this.save(end.kind === "done", statePath);
     } catch (error) {
       saved = false;
       this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`);
@@ -350,10 +359,84 @@ export class Master extends EventEmitter<MasterEvents> {
     await receiving;
     if (!saved) return result(ExitCode.Usage, "error", `cannot write the state file ${statePath}`);
     if (end.kind === "done") {
-      const stats = this.stats();
-      return result(stats.failed > 0 ? ExitCode.Failed : ExitCode.Ok, "done");
+      const failed = this.rerun ? this.ledger.failedCount : this.stats().failed;
+      return result(failed > 0 ? ExitCode.Failed : ExitCode.Ok, "done");
     }
-    return result(end.exitCode, end.exitCode === ExitCode.Interrupted ? "stopped" : "error", end.message);
+    const how = end.exitCode === ExitCode.Interrupted ? "stopped" : end.exitCode === ExitCode.Failed ? "halted" : "error";
+    return result(end.exitCode, how, end.message);
+  }
+
+  /** The normal source: getJobs, resumed from the state file when there is one. */
+  private async openBatch(
+    previous: StateFile | undefined,
+    statePath: string,
+    failedPath: string,
+    identity: { target: string; options: Record<string, string> },
+    mod: JobModule,
+    getJobs: JobFunction,
+  ): Promise<Source | undefined> {
+    if (previous?.finished) {
+      this.log.info(
+        `this batch already finished (${previous.counts.done} done, ${previous.counts.failed} failed; state file ${statePath}); use --reset to run it again`,
+      );
+      return undefined;
+    }
+    if (previous) {
+      this.log.info(`resuming from ${statePath}: ${previous.counts.done} jobs done, at ${previous.resume?.preview ?? "the start"}`);
+    }
+    this.total = await readTotal(mod, this.options);
+    const ledger = new Ledger({ firstId: previous?.resume?.id ?? 0, window: this.window });
+    const skips = previous ? new Skips(Buffer.from(previous.hashes, "base64"), 2 * this.window) : undefined;
+    const args: Record<string, unknown> = { ...this.options };
+    if (previous?.resume) args.last = decodeRich(Buffer.from(previous.resume.job, "base64"));
+    let jobs: Awaited<ReturnType<typeof openJobs>>;
+    try {
+      jobs = await openJobs(getJobs.fn as (a: Record<string, unknown>) => unknown, args);
+    } catch (error) {
+      throw new UserError(`${getJobs.name}() failed: ${messageOf(error)}`, ExitCode.Usage, { cause: error });
+    }
+    const failedLog = new FailedLog(failedPath);
+    this.failures = failedLog;
+    this.checkpoint = new Checkpoint({
+      path: statePath,
+      identity,
+      previous,
+      ledger,
+      skips,
+      failedLog,
+      intervalMs: positiveInteger(this.config.checkpointInterval, MASTER_DEFAULTS.checkpointInterval, "checkpointInterval"),
+      onError: (error) => this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`),
+    });
+    return { ledger, skips, ...jobs };
+  }
+
+  /** `resumeFailed`: the jobs of the failed log, exactly as they were yielded. */
+  private async openRerun(previous: StateFile | undefined, statePath: string, failedPath: string): Promise<Source | undefined> {
+    if (!previous) throw new UserError(`nothing to resume: there is no state file ${statePath}`);
+    const { entries, jobs } = await readFailedJobs(failedPath);
+    if (jobs.length === 0) {
+      this.log.info(`no failed jobs to run again (${failedPath} is empty or absent)`);
+      return undefined;
+    }
+    this.log.info(`running the ${jobs.length} jobs of ${failedPath} again`);
+    this.total = (previous.counts.done ?? 0) + (previous.counts.failed ?? 0);
+    this.rerun = new FailedRerun(failedPath, entries);
+    this.failures = this.rerun;
+    return { ledger: new Ledger({ firstId: 0, window: this.window }), skips: undefined, iterator: jobs[Symbol.iterator](), sync: true };
+  }
+
+  /** The last write of a run: the state file (and failed log), or a rerun's outcome. */
+  private async save(finished: boolean, statePath: string): Promise<void> {
+    const ledger = this.ledger!;
+    if (this.rerun && this.previous) {
+      const { succeeded, remaining } = await this.rerun.finish((i) => ledger.isFinished(i));
+      const counts = { done: this.previous.counts.done + succeeded, failed: this.previous.counts.failed - succeeded };
+      await writeState(statePath, { ...this.previous, counts, updated: new Date().toISOString() });
+      this.log.info(`${succeeded} of the failed jobs succeeded; ${remaining} remain in ${this.rerun.path}`);
+      return;
+    }
+    await this.checkpoint?.flush(finished);
+    await this.failures?.close();
   }
 
   private async bind(): Promise<string> {
@@ -396,14 +479,14 @@ export class Master extends EventEmitter<MasterEvents> {
 
   private checkFinished(): void {
     if (this.phase === "running" && this.feeder?.exhausted && this.ledger?.settled && this.parked === 0) {
-      this.settle?.({ kind: "done" });
+      this.settle({ kind: "done" });
     }
   }
 
   /** Stops handing out jobs; workers finish what they run; resolves once they have (or grace). */
   private beginStop(exitCode: ExitCode, message?: string): void {
     if (this.phase !== "running") {
-      if (this.phase === "starting") this.settle?.({ kind: "stopped", exitCode, message });
+      if (this.phase === "starting") this.stoppedEarly = true;
       return;
     }
     this.phase = "stopping";
@@ -415,11 +498,11 @@ export class Master extends EventEmitter<MasterEvents> {
     const outcome: Outcome = { kind: "stopped", exitCode, message };
     const timer = setTimeout(() => {
       this.log.warn(`stopping: grace period over, ${this.ledger?.leased ?? 0} jobs still running will run again`);
-      this.settle?.(outcome);
+      this.settle(outcome);
     }, this.grace);
     this.timers.add(timer);
     this.stopWhenIdle = () => {
-      if ((this.ledger?.leased ?? 0) === 0 || this.peers.size === 0) this.settle?.(outcome);
+      if ((this.ledger?.leased ?? 0) === 0 || this.peers.size === 0) this.settle(outcome);
     };
     this.stopWhenIdle();
   }
@@ -427,8 +510,12 @@ export class Master extends EventEmitter<MasterEvents> {
   private stopWhenIdle: () => void = () => undefined;
 
   private abandon(): void {
+    if (this.phase === "starting") {
+      this.stoppedEarly = true;
+      return;
+    }
     this.log.warn("stopping now: the state file is written, running jobs will run again");
-    this.settle?.({ kind: "abandoned" });
+    this.settle({ kind: "abandoned" });
   }
 
   // ---- messages ----------------------------------------------------------------------------
@@ -521,7 +608,7 @@ export class Master extends EventEmitter<MasterEvents> {
     }
     peer.leased -= accepted;
     if (accepted < total) this.drop(`${total - accepted} acknowledgements for jobs not leased to it`, peer.routingId);
-    this.afterSettling();
+    this.afterSettling(peer);
   }
 
   private onFail(peer: Peer, failures: JobFailure[]): void {
@@ -540,7 +627,7 @@ export class Master extends EventEmitter<MasterEvents> {
       this.log.debug(`job #${failure.id} failed (attempt ${attempts}): ${failure.message}`);
       this.retryLater(peer, failure.id, this.backoff * 2 ** (attempts - 1));
     }
-    this.afterSettling();
+    this.afterSettling(peer);
   }
 
   /** Jobs given back unstarted; a worker returns jobs when it is leaving, so it wants no more. */
@@ -554,16 +641,40 @@ export class Master extends EventEmitter<MasterEvents> {
         else this.drop("a returned job not leased to it", peer.routingId);
       }
     }
-    this.afterSettling();
+    this.afterSettling(peer);
     this.dispatch();
   }
 
-  /** After jobs finished or came back: the batch may be complete, a stop may be able to end. */
-  private afterSettling(): void {
+  /**
+   * After jobs finished or came back: the batch may be complete, a failure threshold passed, a
+   * stop able to end, and `peer` may no longer hold its suspect.
+   */
+  private afterSettling(peer?: Peer): void {
+    if (peer?.suspect !== undefined && !this.ledger!.isLeasedTo(peer.index, peer.suspect)) peer.suspect = undefined;
     if (this.phase === "running") {
+      this.checkHalt();
       this.checkFinished();
       this.feeder?.wake();
+      // Workers with credit may be waiting for jobs that were held back (a suspect, a retry).
+      this.dispatch();
     } else if (this.phase === "stopping") this.stopWhenIdle();
+  }
+
+  /** `--halt`: a bad handler must not burn through a billion jobs. */
+  private checkHalt(): void {
+    const halt = this.halt;
+    const ledger = this.ledger;
+    if (!halt || !ledger || ledger.failedCount === 0) return;
+    const failed = ledger.failedCount;
+    const finished = failed + ledger.doneCount;
+    const over =
+      "percent" in halt ? finished >= HALT_SAMPLE && failed * 100 > halt.percent * finished : failed > halt.failures;
+    if (over) {
+      this.beginStop(
+        ExitCode.Failed,
+        `halted: ${failed} of ${finished} jobs failed, past --halt ${describeHalt(halt)}; failed jobs are in the failed log`,
+      );
+    }
   }
 
   private retryLater(peer: Peer, id: number, delayMs: number): void {
@@ -582,7 +693,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private failForGood(peer: Peer, id: number, error: string, stack: string, attempts: number): void {
     const ledger = this.ledger!;
     const payload = ledger.payloadOf(id);
-    this.failedLog!.append(
+    this.failures!.append(
       { id, error, stack, attempts, worker: { host: peer.host, pid: peer.pid }, time: new Date().toISOString() },
       payload,
     );
@@ -591,18 +702,22 @@ export class Master extends EventEmitter<MasterEvents> {
     this.emit("job-failed", { id, job: payload, error, attempts });
   }
 
-  /** Takes back every job leased to `peer`; `died` counts it as an attempt for each. */
+  /**
+   * Takes back every job leased to `peer`. `died`: the worker vanished, and any of its jobs may
+   * have killed it, so each counts the attempt and comes back as a suspect.
+   */
   private releasePeer(peer: Peer, died: boolean): void {
     const ledger = this.ledger!;
     for (const id of ledger.leasedTo(peer.index)) {
       if (died && ledger.attemptsOf(id) >= this.maxAttempts) {
-        this.failForGood(peer, id, "its worker died while running it", "", ledger.attemptsOf(id));
+        this.failForGood(peer, id, `its worker died while running it (attempt ${ledger.attemptsOf(id)})`, "", ledger.attemptsOf(id));
       } else {
-        ledger.requeue(peer.index, id, died);
+        ledger.requeue(peer.index, id, died, died);
       }
     }
     peer.leased = 0;
     peer.credit = 0;
+    peer.suspect = undefined;
   }
 
   private forget(peer: Peer, reason: string): void {
@@ -622,12 +737,24 @@ export class Master extends EventEmitter<MasterEvents> {
     const hungry = this.peers.hungry;
     const bytesPerJob = this.feeder?.bytesPerJob ?? 0;
     const maxBatch = bytesPerJob > 0 ? Math.max(1, Math.min(MAX_BATCH, Math.floor(MAX_BATCH_BYTES / bytesPerJob))) : MAX_BATCH;
-    while (ledger.queued > 0 && hungry.size > 0) {
+    let progressed = true;
+    while (progressed && ledger.queued > 0 && hungry.size > 0) {
+      progressed = false;
       for (const peer of hungry) {
-        const share = Math.ceil(ledger.queued / hungry.size);
-        const lease = ledger.lease(peer.index, Math.min(peer.credit, maxBatch, share));
-        if (!lease) break;
+        // A worker holding a suspect gets nothing else: if it dies, the suspect was the cause.
+        if (peer.suspect !== undefined) continue;
+        let lease: Lease | undefined;
+        if (ledger.suspectsQueued > 0) {
+          lease = ledger.leaseSuspect(peer.index);
+          peer.suspect = lease?.runs[0];
+        } else {
+          const share = Math.ceil(ledger.queued / hungry.size);
+          // A retried job goes to another worker when another is asking.
+          lease = ledger.lease(peer.index, Math.min(peer.credit, maxBatch, share), hungry.size > 1);
+        }
+        if (!lease) continue;
         if (!this.sendJobs(peer, lease)) return;
+        progressed = true;
         peer.credit -= lease.count;
         if (peer.credit === 0) hungry.delete(peer);
       }

@@ -15,6 +15,8 @@ export interface Peer {
   leased: number;
   lastHeard: number;
   lastSent: number;
+  /** The suspect it holds (see Ledger): it gets nothing else until that one is settled. */
+  suspect?: number | undefined;
   /** When a send to it failed: its connection is gone. */
   unreachableSince?: number | undefined;
 }

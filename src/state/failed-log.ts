@@ -25,7 +25,31 @@ export function failedLogPath(statePath: string): string {
   return statePath.replace(/\.json$/, "") + ".failed.jsonl";
 }
 
-export class FailedLog {
+/** What the master knows of a failure; the job itself is added by `failedLine`. */
+export type FailureRecord = Omit<FailedJob, "job" | "packed">;
+
+/** Where the master sends jobs that failed for good. */
+export interface FailureSink {
+  append(entry: FailureRecord, payload: unknown): void;
+  /** Resolves once every appended failure is on disk. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function failedLine(entry: FailureRecord, payload: unknown): FailedJob {
+  return {
+    id: entry.id,
+    job: previewJob(payload, 1000),
+    packed: encodeRich(payload).toString("base64"),
+    error: entry.error,
+    stack: entry.stack,
+    attempts: entry.attempts,
+    worker: entry.worker,
+    time: entry.time,
+  };
+}
+
+export class FailedLog implements FailureSink {
   private handle: Promise<FileHandle> | undefined;
   private writes: Promise<void> = Promise.resolve();
   private unsynced = false;
@@ -33,18 +57,8 @@ export class FailedLog {
 
   constructor(readonly path: string) {}
 
-  append(entry: Omit<FailedJob, "job" | "packed">, payload: unknown): void {
-    const line: FailedJob = {
-      id: entry.id,
-      job: previewJob(payload, 1000),
-      packed: encodeRich(payload).toString("base64"),
-      error: entry.error,
-      stack: entry.stack,
-      attempts: entry.attempts,
-      worker: entry.worker,
-      time: entry.time,
-    };
-    const text = `${JSON.stringify(line)}\n`;
+  append(entry: FailureRecord, payload: unknown): void {
+    const text = `${JSON.stringify(failedLine(entry, payload))}\n`;
     this.handle ??= open(this.path, "a", 0o644);
     const handle = this.handle;
     this.unsynced = true;

@@ -12,6 +12,10 @@ export interface JobLog {
 }
 
 export class JobContext {
+  /** @internal Set once the job's outcome is reported: a late one is ignored. */
+  settled = false;
+  /** @internal The job's --job-timeout timer. */
+  timer: NodeJS.Timeout | undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private logger: JobLog | undefined;

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import * as zmq from "zeromq";
 import { ExitCode, UserError, messageOf } from "../errors.ts";
-import { IdRunsBuilder } from "../id-runs.ts";
+import { IdRunsBuilder, countIds } from "../id-runs.ts";
 import { Logger } from "../log.ts";
 import { positiveInteger } from "../options.ts";
 import type { JobFailure, MasterMessage } from "../protocol.ts";
@@ -40,6 +40,12 @@ export interface WorkerOptions {
   concurrency?: number | undefined;
   /** Jobs held ready beyond those running; adapts to the job rate when not given. */
   prefetch?: number | undefined;
+  /**
+   * Abort a job's `ctx.signal` and fail its attempt after this many ms. A handler that ignores
+   * the signal keeps running, but its outcome no longer counts; one that blocks the event loop
+   * is covered by the master's lease (the worker falls silent and its jobs go elsewhere).
+   */
+  jobTimeout?: number | undefined;
   timeout?: number | undefined;
   retries?: number | undefined;
   logger?: Logger | undefined;
@@ -88,6 +94,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly address: string;
   private readonly concurrency: number;
   private readonly fixedPrefetch: number | undefined;
+  private readonly jobTimeout: number | undefined;
   private readonly liveness: Liveness;
   private readonly heartbeatMs: number;
 
@@ -116,7 +123,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private done = 0;
   private failed = 0;
   private rateMark = { at: performance.now(), done: 0 };
-  private settle: ((result: Omit<WorkerResult, "done" | "failed">) => void) | undefined;
+  /** How the worker ends; settled by a stop even before it has connected. */
+  private readonly ended: Promise<Omit<WorkerResult, "done" | "failed">>;
+  private settle!: (result: Omit<WorkerResult, "done" | "failed">) => void;
   private idle: (() => void) | undefined;
 
   constructor(private readonly config: WorkerOptions) {
@@ -126,11 +135,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.concurrency = positiveInteger(config.concurrency, 1, "concurrency");
     this.fixedPrefetch = config.prefetch === undefined ? undefined : positiveInteger(config.prefetch, 1, "prefetch");
     this.prefetch = this.fixedPrefetch ?? 2 * this.concurrency;
+    this.jobTimeout = config.jobTimeout === undefined ? undefined : positiveInteger(config.jobTimeout, 1, "jobTimeout");
     this.liveness = {
       timeoutMs: positiveInteger(config.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
       retries: positiveInteger(config.retries, DEFAULT_LIVENESS.retries, "retries"),
     };
     this.heartbeatMs = heartbeatInterval(this.liveness);
+    this.ended = new Promise((resolve) => (this.settle = resolve));
     this.finished = this.run();
   }
 
@@ -143,7 +154,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // Counted apart from draining: a master that asked us to stop is not a first Ctrl-C.
     this.stopRequests++;
     if (options.now || this.stopRequests > 1) {
-      this.settle?.({ exitCode: ExitCode.Interrupted, outcome: "stopped", message: "stopped at once" });
+      this.settle({ exitCode: ExitCode.Interrupted, outcome: "stopped", message: "stopped at once" });
       return;
     }
     this.drain();
@@ -167,6 +178,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const spec = parseTarget(this.config.target);
     const mod = await loadJobModule(spec.module, this.config.cwd ?? process.cwd());
     this.handler = pickFunction(mod, this.config.handleJob ?? spec.exportName, HANDLE_JOB_NAMES).fn as Handler;
+    if (this.draining) return { exitCode: ExitCode.Ok, outcome: "stopped", done: 0, failed: 0 };
 
     const socket = new zmq.Dealer({
       routingId: `w${randomBytes(12).toString("hex")}`,
@@ -184,7 +196,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.outbox = new Outbox<Buffer>(socket, (_message, error) =>
       this.log.debug(`cannot send to the master: ${messageOf(error)}`),
     );
-    const ended = new Promise<Omit<WorkerResult, "done" | "failed">>((resolve) => (this.settle = resolve));
     void this.watchConnection(socket);
     try {
       socket.connect(this.address);
@@ -198,7 +209,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const ticker = setInterval(() => this.tick(), this.heartbeatMs);
     const reporter = setInterval(() => this.emit("progress", this.stats()), 1000);
 
-    const end = await ended;
+    const end = await this.ended;
     clearInterval(ticker);
     clearInterval(reporter);
     this.flush();
@@ -227,7 +238,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.emit("connected");
         } else if (event.type === "disconnect") {
           this.connected = false;
-          this.log.debug("lost the connection to the master");
+          // Whatever master comes back will not take acknowledgements for these jobs: running
+          // them now would only mean running them twice.
+          const dropped = this.queue.clear();
+          this.log.debug(`lost the connection to the master; dropped ${countIds(dropped)} unstarted jobs`);
         } else if (event.type === "end") {
           return;
         }
@@ -300,14 +314,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     switch (reason) {
       case "done":
         this.log.debug("the master says the batch is finished");
-        this.settle?.({ exitCode: ExitCode.Ok, outcome: "done" });
+        this.settle({ exitCode: ExitCode.Ok, outcome: "done" });
         return;
       case "stopping":
         this.log.info(`the master is stopping: ${text}`);
         this.drain();
         return;
       default:
-        this.settle?.({ exitCode: ExitCode.Usage, outcome: "refused", message: `the master refused this worker: ${text}` });
+        this.settle({ exitCode: ExitCode.Usage, outcome: "refused", message: `the master refused this worker: ${text}` });
     }
   }
 
@@ -330,7 +344,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.connected) this.lastContact = Math.max(this.lastContact, now - this.heartbeatMs);
     const silent = now - this.lastContact;
     if (silent > silenceLimit(this.liveness)) {
-      this.settle?.({
+      this.settle({
         exitCode: ExitCode.Usage,
         outcome: "unreachable",
         message: `cannot reach the master at ${this.address}: no answer for ${(silent / 1000).toFixed(1)} s (--timeout ${this.liveness.timeoutMs} x --retries ${this.liveness.retries})`,
@@ -354,6 +368,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (!job) break;
       const ctx = new JobContext(job.id, job.attempt, this.log);
       this.running++;
+      if (this.jobTimeout !== undefined) ctx.timer = setTimeout(() => this.timeOut(ctx), this.jobTimeout);
       let result: unknown;
       try {
         result = handler(job.payload, ctx);
@@ -378,7 +393,17 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.scheduleFlush();
   }
 
+  private timeOut(ctx: JobContext): void {
+    const error = new Error(`timed out after ${this.jobTimeout} ms`);
+    error.name = "TimeoutError";
+    ctx.abort(error);
+    this.finishJob(ctx, error);
+  }
+
   private finishJob(ctx: JobContext, error: unknown): void {
+    if (ctx.settled) return;
+    ctx.settled = true;
+    clearTimeout(ctx.timer);
     this.running--;
     if (error === undefined) {
       this.done++;
@@ -454,7 +479,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const leave = () => {
       this.flush();
       if (this.epoch !== 0) this.send(encodeWorker.bye(this.epoch));
-      this.settle?.({ exitCode: ExitCode.Ok, outcome: "stopped" });
+      this.settle({ exitCode: ExitCode.Ok, outcome: "stopped" });
     };
     if (this.running === 0) leave();
     else this.idle = leave;
