@@ -26,6 +26,8 @@ export interface SpawnOptions {
   concurrency?: number | undefined;
   prefetch?: number | undefined;
   jobTimeout?: number | undefined;
+  curveSecret?: string | undefined;
+  serverKey?: string | undefined;
   timeout?: number | undefined;
   retries?: number | undefined;
   cwd?: string | undefined;
@@ -161,6 +163,8 @@ function workerArguments(options: SpawnOptions): string[] {
   flag("concurrency", options.concurrency);
   flag("prefetch", options.prefetch);
   flag("job-timeout", options.jobTimeout);
+  flag("curve-secret", options.curveSecret);
+  flag("server-key", options.serverKey);
   flag("timeout", options.timeout);
   flag("retries", options.retries);
   flag("log-level", options.logLevel);

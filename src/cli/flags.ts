@@ -65,6 +65,22 @@ export const workerFlags: Record<string, FlagSpec> = {
   },
 };
 
+/** Encryption and the allow-list (tm-master only: tm-run's workers are its own, on loopback). */
+export const masterSecurityFlags: Record<string, FlagSpec> = {
+  "curve-secret": { type: "string", value: "FILE", help: "the master's secret key (tm-keygen's .key): encrypt all traffic with CURVE" },
+  allow: { type: "string", value: "FILE|DIR", help: "the workers' public keys (a .pub, or a directory of them) allowed to connect" },
+};
+
+/** Listening beyond this host in clear text (tm-master and tm-run). */
+export const insecureFlag: Record<string, FlagSpec> = {
+  insecure: { type: "boolean", help: "listen on a non-loopback address without encryption, accepting the risk" },
+};
+
+export const workerSecurityFlags: Record<string, FlagSpec> = {
+  "curve-secret": { type: "string", value: "FILE", help: "this worker's secret key (tm-keygen's .key); needs --server-key" },
+  "server-key": { type: "string", value: "FILE", help: "the master's public key (its .pub); needs --curve-secret" },
+};
+
 export function masterOptions(flags: FlagValues): Omit<MasterOptions, "target" | "logger"> {
   return {
     getJobs: stringFlag(flags, "get-jobs-callback"),
@@ -80,6 +96,9 @@ export function masterOptions(flags: FlagValues): Omit<MasterOptions, "target" |
     grace: integerFlag(flags, "grace", 0),
     halt: stringFlag(flags, "halt"),
     resumeFailed: flags["resume-failed"] === true,
+    curveSecret: stringFlag(flags, "curve-secret"),
+    allow: stringFlag(flags, "allow"),
+    insecure: flags.insecure === true,
   };
 }
 
@@ -90,6 +109,8 @@ export function workerOptions(flags: FlagValues): Omit<WorkerOptions, "target" |
     concurrency: integerFlag(flags, "concurrency"),
     prefetch: integerFlag(flags, "prefetch"),
     jobTimeout: integerFlag(flags, "job-timeout"),
+    curveSecret: stringFlag(flags, "curve-secret"),
+    serverKey: stringFlag(flags, "server-key"),
     timeout: integerFlag(flags, "timeout"),
     retries: integerFlag(flags, "retries"),
   };

@@ -3,7 +3,7 @@ import { runMaster } from "../master/master.ts";
 import { ProgressLine } from "../progress.ts";
 import type { CommandSpec } from "./command.ts";
 import { main, onStopSignals, parseJobOptions, requireTarget } from "./command.ts";
-import { connectionFlags, masterFlags, masterOptions, wantProgress } from "./flags.ts";
+import { connectionFlags, insecureFlag, masterFlags, masterOptions, masterSecurityFlags, wantProgress } from "./flags.ts";
 import { masterSample, reportResult } from "./summary.ts";
 
 const spec: CommandSpec = {
@@ -12,7 +12,7 @@ const spec: CommandSpec = {
   summary:
     "Runs the master of a batch: pulls jobs from TARGET's getJobs, hands them to workers (tm-worker, tm-spawn)\n" +
     "that connect to --address, and records progress in a state file so that a stopped run resumes.",
-  flags: { ...connectionFlags, ...masterFlags },
+  flags: { ...connectionFlags, ...masterFlags, ...masterSecurityFlags, ...insecureFlag },
   epilog:
     "TARGET is a module (jobs.ts, ./jobs.mjs, some-package/jobs) optionally followed by :exportName.\n" +
     "key=value arguments are passed to getJobs as options.\n" +

@@ -4,7 +4,7 @@ import { run } from "../run.ts";
 import { UserError } from "../errors.ts";
 import type { CommandSpec } from "./command.ts";
 import { main, onStopSignals, parseInteger, parseJobOptions, requireTarget } from "./command.ts";
-import { connectionFlags, masterFlags, masterOptions, wantProgress, workerOptions, workerFlags } from "./flags.ts";
+import { connectionFlags, insecureFlag, masterFlags, masterOptions, wantProgress, workerFlags, workerOptions } from "./flags.ts";
 import { masterSample, reportResult } from "./summary.ts";
 
 const spec: CommandSpec = {
@@ -17,6 +17,7 @@ const spec: CommandSpec = {
     ...connectionFlags,
     address: { type: "string", value: "URL", help: "where the master listens (default: a free port on 127.0.0.1)" },
     ...masterFlags,
+    ...insecureFlag,
     ...workerFlags,
   },
   epilog:

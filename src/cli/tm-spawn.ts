@@ -4,7 +4,7 @@ import { ProgressLine } from "../progress.ts";
 import { WorkerPool } from "../spawn.ts";
 import type { CommandSpec } from "./command.ts";
 import { main, onStopSignals, parseInteger, requireTarget } from "./command.ts";
-import { connectionFlags, wantProgress, workerFlags, workerOptions } from "./flags.ts";
+import { connectionFlags, wantProgress, workerFlags, workerOptions, workerSecurityFlags } from "./flags.ts";
 
 const spec: CommandSpec = {
   name: "tm-spawn",
@@ -12,7 +12,7 @@ const spec: CommandSpec = {
   summary:
     "Starts N worker processes on this host (each like tm-worker TARGET) and exits when all have,\n" +
     "with the worst of their exit codes. Ctrl-C stops them cleanly; a second Ctrl-C at once.",
-  flags: { ...connectionFlags, ...workerFlags, "no-progress": { type: "boolean", help: "no progress line" } },
+  flags: { ...connectionFlags, ...workerFlags, ...workerSecurityFlags, "no-progress": { type: "boolean", help: "no progress line" } },
 };
 
 await main(spec, async ({ flags, positionals, logger, logLevel }) => {

@@ -3,7 +3,7 @@ import type { WorkerReport } from "../spawn.ts";
 import { runWorker } from "../worker/worker.ts";
 import type { CommandSpec } from "./command.ts";
 import { main, onStopSignals, requireTarget } from "./command.ts";
-import { connectionFlags, workerFlags, workerOptions } from "./flags.ts";
+import { connectionFlags, workerFlags, workerOptions, workerSecurityFlags } from "./flags.ts";
 
 const spec: CommandSpec = {
   name: "tm-worker",
@@ -14,6 +14,7 @@ const spec: CommandSpec = {
   flags: {
     ...connectionFlags,
     ...workerFlags,
+    ...workerSecurityFlags,
     "no-progress": { type: "boolean", help: "accepted for symmetry: a worker draws no progress line" },
   },
   epilog: "TARGET is a module (jobs.ts, ./jobs.mjs, some-package/jobs) optionally followed by :exportName.",

@@ -29,6 +29,8 @@ import type { StateFile } from "../state/state-file.ts";
 import { defaultStatePath, readState, removeState, writeState } from "../state/state-file.ts";
 import type { JobFunction, JobModule } from "../target.ts";
 import { GET_JOBS_NAMES, loadJobModule, parseTarget, pickFunction, readTotal } from "../target.ts";
+import type { KeyPair } from "../security.ts";
+import { checkExposure, readAllowList, readKeyPair, zap } from "../security.ts";
 import type { Liveness } from "../transport.ts";
 import {
   DEFAULT_ADDRESS,
@@ -75,6 +77,12 @@ export interface MasterOptions {
   halt?: Halt | string | undefined;
   /** Run the jobs of the failed log again instead of getJobs. */
   resumeFailed?: boolean | undefined;
+  /** The master's CURVE secret key file (tm-keygen's .key): encrypts all traffic. */
+  curveSecret?: string | undefined;
+  /** The workers allowed to connect: one .pub file, or a directory of them. Needs `curveSecret`. */
+  allow?: string | undefined;
+  /** Listen on a non-loopback address without encryption all the same. */
+  insecure?: boolean | undefined;
   logger?: Logger | undefined;
   /** How often the state file is written while jobs finish, in ms. */
   checkpointInterval?: number | undefined;
@@ -193,6 +201,10 @@ export class Master extends EventEmitter<MasterEvents> {
   private readonly outcome: Promise<Outcome>;
   private settle!: (outcome: Outcome) => void;
   private stopRequests = 0;
+  private curve: { keys: KeyPair; allowed: Set<string> | undefined } | undefined;
+  private leaveZap: (() => void) | undefined;
+  /** Keys refused so far: each is logged once. */
+  private readonly refused = new Set<string>();
   /** Stopped before it started listening: it never will. */
   private stoppedEarly = false;
   private resolveListening!: (endpoint: string) => void;
@@ -271,6 +283,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private async run(): Promise<MasterResult> {
     checkZeroMQ();
     checkAddress(this.address);
+    this.loadSecurity();
     const spec = parseTarget(this.config.target);
     const mod = await loadJobModule(spec.module, this.cwd);
     const getJobs = pickFunction(mod, this.config.getJobs ?? spec.exportName, GET_JOBS_NAMES);
@@ -439,8 +452,43 @@ export class Master extends EventEmitter<MasterEvents> {
     await this.failures?.close();
   }
 
+  private loadSecurity(): void {
+    const { curveSecret, allow } = this.config;
+    if (allow && !curveSecret) throw new UserError("--allow needs --curve-secret: an allow-list only works with encryption");
+    if (curveSecret) {
+      this.curve = {
+        keys: readKeyPair(resolve(this.cwd, curveSecret), this.log),
+        allowed: allow ? readAllowList(resolve(this.cwd, allow)) : undefined,
+      };
+      if (!allow) this.log.warn("CURVE without --allow: any worker that knows this master's public key may connect");
+    }
+    checkExposure(this.address, this.curve !== undefined, this.config.insecure === true, this.log);
+  }
+
+  /** The ZAP policy: is this worker key on the allow-list? Refusals are logged once per key. */
+  private allows(publicKey: string, address: string): boolean {
+    const allowed = this.curve?.allowed;
+    if (!allowed || allowed.has(publicKey)) return true;
+    if (!this.refused.has(publicKey) && this.refused.size < 10_000) {
+      this.refused.add(publicKey);
+      this.log.warn(`refused a worker from ${address || "an unknown address"}: its key ${publicKey} is not in --allow`);
+    }
+    return false;
+  }
+
   private async bind(): Promise<string> {
+    const curve = this.curve;
+    if (curve) this.leaveZap = await zap.register(`taskmaster-${this.epoch}`, (key, address) => this.allows(key, address));
+    const security = curve
+      ? {
+          curveServer: true,
+          curvePublicKey: curve.keys.publicKey,
+          curveSecretKey: curve.keys.secretKey,
+          zapDomain: `taskmaster-${this.epoch}`,
+        }
+      : {};
     const socket = new zmq.Router({
+      ...security,
       mandatory: true,
       handover: true,
       // Never wait to send (see Outbox); credit, not a high-water mark, bounds what is queued.
@@ -454,6 +502,7 @@ export class Master extends EventEmitter<MasterEvents> {
       await socket.bind(this.address);
     } catch (error) {
       socket.close();
+      this.leaveZap?.();
       const inUse = (error as { code?: string }).code === "EADDRINUSE";
       throw new UserError(
         `cannot listen on ${this.address}: ${inUse ? "the address is in use (is another master running?)" : messageOf(error)}`,
@@ -470,6 +519,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.outbox?.close();
     socket.linger = lingerMs;
     socket.close();
+    this.leaveZap?.();
   }
 
   private every(ms: number, fn: () => void): void {

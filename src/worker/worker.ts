@@ -8,6 +8,7 @@
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { resolve } from "node:path";
 import * as zmq from "zeromq";
 import { ExitCode, UserError, messageOf } from "../errors.ts";
 import { IdRunsBuilder, countIds } from "../id-runs.ts";
@@ -16,6 +17,7 @@ import { positiveInteger } from "../options.ts";
 import type { JobFailure, MasterMessage } from "../protocol.ts";
 import { Limits, encodeWorker, parseMasterMessage } from "../protocol.ts";
 import { HANDLE_JOB_NAMES, loadJobModule, parseTarget, pickFunction } from "../target.ts";
+import { isLocalAddress, readKeyPair, readPublicKey } from "../security.ts";
 import type { Liveness } from "../transport.ts";
 import {
   DEFAULT_ADDRESS,
@@ -48,6 +50,10 @@ export interface WorkerOptions {
   jobTimeout?: number | undefined;
   timeout?: number | undefined;
   retries?: number | undefined;
+  /** This worker's CURVE secret key file (tm-keygen's .key); needs `serverKey`. */
+  curveSecret?: string | undefined;
+  /** The master's public key file (its .pub); needs `curveSecret`. */
+  serverKey?: string | undefined;
   logger?: Logger | undefined;
 }
 
@@ -113,6 +119,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private epoch = 0;
   private connected = false;
   private everConnected = false;
+  /** Why the master's end refused the handshake, if it did: said when giving up. */
+  private refusal: string | undefined;
+  private encrypted = false;
   private lastContact = Date.now();
   private lastSent = 0;
   private lastHello = 0;
@@ -181,6 +190,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.draining) return { exitCode: ExitCode.Ok, outcome: "stopped", done: 0, failed: 0 };
 
     const socket = new zmq.Dealer({
+      ...this.security(),
       routingId: `w${randomBytes(12).toString("hex")}`,
       maxMessageSize: Limits.masterFrameBytes,
       heartbeatInterval: this.heartbeatMs,
@@ -223,6 +233,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return { ...end, done: this.done, failed: this.failed };
   }
 
+  private security(): Partial<zmq.SocketOptions<zmq.Dealer>> {
+    const { curveSecret, serverKey } = this.config;
+    const cwd = this.config.cwd ?? process.cwd();
+    if (!curveSecret !== !serverKey) {
+      throw new UserError("--curve-secret and --server-key go together: this worker's secret key and the master's public key");
+    }
+    if (!curveSecret || !serverKey) {
+      if (!isLocalAddress(this.address)) {
+        this.log.warn(`connecting to ${this.address} without encryption: jobs travel in clear text (see --curve-secret)`);
+      }
+      return {};
+    }
+    const keys = readKeyPair(resolve(cwd, curveSecret), this.log);
+    this.encrypted = true;
+    return { curveServerKey: readPublicKey(resolve(cwd, serverKey)), curvePublicKey: keys.publicKey, curveSecretKey: keys.secretKey };
+  }
+
   private async watchConnection(socket: zmq.Dealer): Promise<void> {
     try {
       for await (const event of socket.events) {
@@ -242,6 +269,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
           // them now would only mean running them twice.
           const dropped = this.queue.clear();
           this.log.debug(`lost the connection to the master; dropped ${countIds(dropped)} unstarted jobs`);
+        } else if (event.type === "handshake:error:auth") {
+          this.refusal = "the master refused this worker's key: add its .pub to the master's --allow";
+        } else if (event.type === "handshake:error:protocol" || event.type === "handshake:error:other") {
+          this.refusal = this.encrypted
+            ? "the secure handshake with the master failed: check --server-key (the master's .pub) and that the master uses --curve-secret"
+            : "the handshake with the master failed: it may require encryption (--curve-secret and --server-key)";
         } else if (event.type === "end") {
           return;
         }
@@ -347,7 +380,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.settle({
         exitCode: ExitCode.Usage,
         outcome: "unreachable",
-        message: `cannot reach the master at ${this.address}: no answer for ${(silent / 1000).toFixed(1)} s (--timeout ${this.liveness.timeoutMs} x --retries ${this.liveness.retries})`,
+        message: this.refusal
+          ? `cannot work for the master at ${this.address}: ${this.refusal}`
+          : `cannot reach the master at ${this.address}: no answer for ${(silent / 1000).toFixed(1)} s (--timeout ${this.liveness.timeoutMs} x --retries ${this.liveness.retries})`,
       });
       return;
     }

@@ -15,7 +15,7 @@ import type { TestContext } from "node:test";
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const fixture = (name: string): string => join(root, "test", "fixtures", name);
 
-export type Command = "tm-master" | "tm-worker" | "tm-slave" | "tm-spawn" | "tm-run";
+export type Command = "tm-master" | "tm-worker" | "tm-slave" | "tm-spawn" | "tm-run" | "tm-keygen";
 
 const scripts: Record<Command, string> = {
   "tm-master": "tm-master.js",
@@ -23,6 +23,7 @@ const scripts: Record<Command, string> = {
   "tm-slave": "tm-worker.js",
   "tm-spawn": "tm-spawn.js",
   "tm-run": "tm-run.js",
+  "tm-keygen": "tm-keygen.js",
 };
 
 /** A loopback address with a port that was free a moment ago. */
