@@ -35,13 +35,15 @@ export interface SpawnOptions {
   logger?: Logger | undefined;
 }
 
-/** What a child worker reports to its pool, once a second and when it ends. */
+/** What a child worker reports to its pool, twice a second and when it ends. */
 export interface WorkerReport {
   type: "taskmaster-worker-stats";
   done: number;
   failed: number;
   running: number;
   connected: boolean;
+  /** Set in the last report: how the worker's run ended (a process that dies sends none). */
+  outcome?: string | undefined;
 }
 
 export interface PoolStats {
@@ -64,41 +66,62 @@ export interface PoolEvents {
 
 export class WorkerPool extends EventEmitter<PoolEvents> {
   readonly finished: Promise<PoolResult>;
+  /** Every worker process started, replacements included. */
   private readonly children: ChildProcess[] = [];
   private readonly reports = new Map<ChildProcess, WorkerReport>();
   private readonly log: Logger;
+  private readonly respawns: number[] = [];
   private stops = 0;
 
-  constructor(options: SpawnOptions) {
+  constructor(private readonly options: SpawnOptions) {
     super();
     this.log = options.logger ?? new Logger("tm-spawn", "warn");
     const workers = positiveInteger(options.workers, 1, "the number of workers");
+    const slots = Array.from({ length: workers }, () => new Promise<number>((resolve) => this.start(resolve)));
+    this.finished = Promise.all(slots).then((codes) => ({ exitCode: Math.max(ExitCode.Ok, ...codes), codes }));
+  }
+
+  /**
+   * Starts a worker process for a slot, and another in its place if it dies without having
+   * ended its run (killed, or a job took the process down), so that a poison job cannot empty
+   * the pool before the master has failed it. `resolve` gets the slot's last exit code.
+   */
+  private start(resolve: (code: number) => void): void {
     const { script, execArgv } = workerScript();
-    const args = workerArguments(options);
-    const exits: Promise<number>[] = [];
-    for (let i = 0; i < workers; i++) {
-      const child = fork(script, args, {
-        cwd: options.cwd,
-        execArgv,
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-        detached: true,
-      });
-      this.children.push(child);
-      child.on("message", (message: unknown) => {
-        if (isReport(message)) this.reports.set(child, message);
-      });
-      exits.push(
-        new Promise<number>((resolve) => {
-          child.on("error", (error) => this.log.error(`worker process failed: ${error.message}`));
-          child.on("exit", (code, signal) => {
-            const exitCode = code ?? 128 + signalNumber(signal);
-            this.emit("exit", { pid: child.pid ?? 0, code: exitCode });
-            resolve(exitCode);
-          });
-        }),
-      );
+    const child = fork(script, workerArguments(this.options), {
+      cwd: this.options.cwd,
+      execArgv,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      detached: true,
+    });
+    this.children.push(child);
+    child.on("message", (message: unknown) => {
+      if (isReport(message)) this.reports.set(child, message);
+    });
+    child.on("error", (error) => this.log.error(`worker process failed: ${error.message}`));
+    child.on("exit", (code, signal) => {
+      const exitCode = code ?? 128 + signalNumber(signal);
+      this.emit("exit", { pid: child.pid ?? 0, code: exitCode });
+      const ended = exitCode === ExitCode.Ok || this.reports.get(child)?.outcome !== undefined;
+      if (!ended && this.stops === 0 && this.mayRespawn()) {
+        this.log.warn(`worker ${child.pid} died (${signal ?? `exit code ${code}`}); starting another`);
+        this.start(resolve);
+      } else {
+        resolve(exitCode);
+      }
+    });
+  }
+
+  /** At most three replacements per slot a minute: a worker that cannot live is left dead. */
+  private mayRespawn(): boolean {
+    const now = Date.now();
+    while (this.respawns.length > 0 && now - this.respawns[0]! > 60_000) this.respawns.shift();
+    if (this.respawns.length >= 3 * this.options.workers) {
+      this.log.error("workers keep dying; not starting more this minute");
+      return false;
     }
-    this.finished = Promise.all(exits).then((codes) => ({ exitCode: Math.max(ExitCode.Ok, ...codes), codes }));
+    this.respawns.push(now);
+    return true;
   }
 
   get pids(): number[] {

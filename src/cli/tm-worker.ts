@@ -27,24 +27,31 @@ await main(spec, async ({ flags, positionals, logger }) => {
   const removeSignals = onStopSignals((now) => worker.stop({ now }), logger);
 
   // Started by tm-spawn or tm-run: report counters to the parent, and stop when it goes away.
-  const report = () => {
-    const stats = worker.stats();
-    const message: WorkerReport = { type: "taskmaster-worker-stats", ...stats };
-    if (process.connected) process.send?.(message);
-  };
+  let outcome: string | undefined;
+  const report = () =>
+    new Promise<void>((resolve) => {
+      const message: WorkerReport = { type: "taskmaster-worker-stats", ...worker.stats(), outcome };
+      if (process.connected && process.send) process.send(message, undefined, undefined, () => resolve());
+      else resolve();
+    });
   let reporter: NodeJS.Timeout | undefined;
   if (process.send) {
     process.channel?.unref();
     process.on("disconnect", () => worker.stop());
-    reporter = setInterval(report, 500);
+    reporter = setInterval(() => void report(), 500);
     reporter.unref();
   }
   try {
     const result = await worker.finished;
+    outcome = result.outcome;
     return result.exitCode;
+  } catch (error) {
+    outcome = "error";
+    throw error;
   } finally {
     clearInterval(reporter);
-    if (process.send) report();
+    // The last report says how the run ended; the pool replaces a worker that sends none.
+    if (process.send) await report();
     removeSignals();
   }
 });

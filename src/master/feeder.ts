@@ -100,13 +100,13 @@ export class Feeder {
   private pullSync(room: number): void {
     const iterator = this.iterator as Iterator<unknown>;
     const deadline = performance.now() + SLICE_MS;
-    for (let i = 0; i < room; ) {
+    for (let i = 0; i < room; i++) {
       const result = iterator.next();
       if (result.done) {
         this.exhausted = true;
         return;
       }
-      if (this.accept(result.value)) i++;
+      this.accept(result.value);
       if ((this.pulled & 1023) === 0 && performance.now() > deadline) return;
     }
   }
@@ -114,27 +114,30 @@ export class Feeder {
   private async pullAsync(room: number): Promise<void> {
     const iterator = this.iterator;
     const deadline = performance.now() + SLICE_MS;
-    for (let i = 0; i < room && !this.stopped; ) {
+    for (let i = 0; i < room && !this.stopped; i++) {
       const result = await iterator.next();
       if (result.done) {
         this.exhausted = true;
         return;
       }
-      if (this.accept(result.value)) i++;
+      this.accept(result.value);
       if (performance.now() > deadline) return;
     }
   }
 
-  /** Admits a job unless an earlier run finished it. Returns whether it was admitted. */
-  private accept(job: unknown): boolean {
+  /**
+   * Admits a job; one that an earlier run finished is admitted as finished: it keeps its place
+   * in the record (the next state file still lists it), but it does not run.
+   */
+  private accept(job: unknown): void {
     if (this.pulled++ % SAMPLE_EVERY === 0) this.sample(job);
-    const skips = this.options.skips;
-    if (skips?.active && skips.take(job)) {
+    const finished = this.options.skips?.active ? this.options.skips.take(job) : undefined;
+    if (finished) {
       this.skipped++;
-      return false;
+      this.ledger.admitFinished(job, finished);
+    } else {
+      this.ledger.admit(job);
     }
-    this.ledger.admit(job);
-    return true;
   }
 
   private sample(job: unknown): void {

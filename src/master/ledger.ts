@@ -59,8 +59,10 @@ export class Ledger {
   base: number;
   /** The id the next admitted job gets. */
   next: number;
-  /** Fresh jobs not yet handed out are `[cursor, next)`. */
+  /** Fresh jobs not yet handed out are `[cursor, next)`, except `finishedAhead` of them. */
   cursor: number;
+  /** Jobs admitted as finished (see `admitFinished`) beyond the cursor. */
+  private finishedAhead = 0;
   readonly window: number;
   readonly firstId: number;
 
@@ -113,7 +115,7 @@ export class Ledger {
 
   /** Jobs waiting to be handed out (fresh, returned and suspect). */
   get queued(): number {
-    return this.next - this.cursor + (this.again.length - this.againHead) + this.suspects.length;
+    return this.next - this.cursor - this.finishedAhead + (this.again.length - this.againHead) + this.suspects.length;
   }
 
   /** Suspects waiting to be handed out. */
@@ -124,6 +126,23 @@ export class Ledger {
   /** Whether every admitted job is finished. */
   get settled(): boolean {
     return this.base === this.next;
+  }
+
+  /**
+   * Admits a job that an earlier run finished (recognised by `hash`): it takes its id and
+   * counts as finished, so the next state file still records it, but it is not run or counted.
+   */
+  admitFinished(payload: unknown, hash: Buffer): number {
+    const id = this.admit(payload);
+    const slot = id & this.mask;
+    this.state[slot] = DONE;
+    this.hashes.set(hash, slot * JOB_HASH_BYTES);
+    this.hashed[slot] = 1;
+    // Fresh jobs are leased from the cursor on; this one is stepped over.
+    if (this.cursor === id) this.cursor++;
+    else this.finishedAhead++;
+    if (id === this.base) this.advance();
+    return id;
   }
 
   /** Admits a job fed from the iterator; the caller keeps `open < window`. */
@@ -174,17 +193,44 @@ export class Ledger {
       again.length = 0;
       this.againHead = 0;
     }
-    const fresh = Math.min(max - count, this.next - this.cursor);
-    if (fresh > 0) {
+    const fresh = Math.min(max - count, this.next - this.cursor - this.finishedAhead);
+    if (fresh > 0 && this.finishedAhead === 0) {
+      // The usual case: one contiguous run.
       const start = this.cursor;
       this.cursor += fresh;
       runs.push(start, fresh, 1);
       for (let id = start; id < start + fresh; id++) payloads.push(this.payload[id & this.mask]);
       this.fill(start, fresh, LEASED, worker, 1);
       count += fresh;
+    } else if (fresh > 0) {
+      count += this.leaseAround(worker, fresh, runs, payloads);
     }
     this.leased += count;
     return count === 0 ? undefined : { runs, payloads, count };
+  }
+
+  /** Leases `wanted` fresh jobs from the cursor on, stepping over jobs admitted as finished. */
+  private leaseAround(worker: number, wanted: number, runs: number[], payloads: unknown[]): number {
+    let id = this.cursor;
+    let start = -1;
+    for (let taken = 0; taken < wanted; id++) {
+      const slot = id & this.mask;
+      if (this.state[slot] === QUEUED) {
+        if (start < 0) start = id;
+        this.state[slot] = LEASED;
+        this.owner[slot] = worker;
+        this.attempts[slot] = 1;
+        payloads.push(this.payload[slot]);
+        taken++;
+      } else {
+        if (start >= 0) runs.push(start, id - start, 1);
+        start = -1;
+        this.finishedAhead--;
+      }
+    }
+    if (start >= 0) runs.push(start, id - start, 1);
+    this.cursor = id;
+    return wanted;
   }
 
   /** Leases the oldest suspect, alone. Returns undefined when there is none. */
@@ -358,6 +404,11 @@ export class Ledger {
       this.hashed[slot] = 0;
     }
     this.base = id;
+    if (this.cursor < id) {
+      // Only jobs admitted as finished lie between the cursor and the watermark it just passed.
+      this.finishedAhead -= id - this.cursor;
+      this.cursor = id;
+    }
   }
 
   private fill(start: number, count: number, state: number, owner: number, attempt: number): void {

@@ -98,6 +98,9 @@ export const MASTER_DEFAULTS = {
   checkpointInterval: 250,
 } as const;
 
+/** The longest wait between two attempts of a job, however many attempts it is given. */
+const MAX_BACKOFF_MS = 5 * 60_000;
+
 /** A percentage given to --halt is judged once this many jobs have finished. */
 const HALT_SAMPLE = 100;
 
@@ -201,6 +204,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private readonly outcome: Promise<Outcome>;
   private settle!: (outcome: Outcome) => void;
   private stopRequests = 0;
+  /** When each unknown peer was last told RESET. */
+  private readonly resets = new Map<string, number>();
   private curve: { keys: KeyPair; allowed: Set<string> | undefined } | undefined;
   private leaveZap: (() => void) | undefined;
   /** Keys refused so far: each is logged once. */
@@ -261,7 +266,7 @@ export class Master extends EventEmitter<MasterEvents> {
     const done = (this.previous?.counts.done ?? 0) + (ledger?.doneCount ?? 0);
     // A rerun's jobs were counted as failed already: those that succeed now leave that count.
     const failed = this.rerun
-      ? (this.previous?.counts.failed ?? 0) - (ledger?.doneCount ?? 0)
+      ? Math.max(0, (this.previous?.counts.failed ?? 0) - (ledger?.doneCount ?? 0))
       : (this.previous?.counts.failed ?? 0) + (ledger?.failedCount ?? 0);
     return {
       done,
@@ -326,6 +331,11 @@ export class Master extends EventEmitter<MasterEvents> {
 
     if (this.stoppedEarly) return result(ExitCode.Interrupted, "stopped");
     const endpoint = await this.bind();
+    if (this.stoppedEarly) {
+      this.closeSocket(0);
+      await this.save(false, statePath);
+      return result(ExitCode.Interrupted, "stopped");
+    }
     this.startedAt = Date.now();
     this.lastTick = this.startedAt;
     this.phase = "running";
@@ -338,11 +348,11 @@ export class Master extends EventEmitter<MasterEvents> {
       },
     );
     this.every(this.heartbeatMs, () => this.heartbeat());
-    this.every(1000, () => this.emit("progress", this.stats()));
+    this.every(1000, () => this.tell("progress", this.stats()));
     this.checkpoint?.start();
     this.log.info(`listening on ${endpoint}; state file ${statePath}`);
     this.resolveListening(endpoint);
-    this.emit("listening", endpoint);
+    this.tell("listening", endpoint);
 
     const end = await this.outcome;
     this.phase = "closing";
@@ -350,9 +360,15 @@ export class Master extends EventEmitter<MasterEvents> {
     this.feeder.stop();
     this.checkpoint?.stop();
     if (end.kind === "abandoned") {
-      // A rerun writes nothing here: its failed log stands, and runs again next time.
-      this.checkpoint?.flushSync();
+      // At once: no waiting for workers, only for the state write (a few ms). A rerun writes
+      // nothing here: its failed log stands, and runs again next time.
       this.closeSocket(0);
+      try {
+        await this.checkpoint?.flush(false);
+      } catch (error) {
+        this.log.error(`cannot write the state file ${statePath}: ${messageOf(error)}`);
+        return result(ExitCode.Usage, "error", `cannot write the state file ${statePath}`);
+      }
       return result(ExitCode.Interrupted, "stopped");
     }
     const quit =
@@ -443,7 +459,8 @@ export class Master extends EventEmitter<MasterEvents> {
     const ledger = this.ledger!;
     if (this.rerun && this.previous) {
       const { succeeded, remaining } = await this.rerun.finish((i) => ledger.isFinished(i));
-      const counts = { done: this.previous.counts.done + succeeded, failed: this.previous.counts.failed - succeeded };
+      // The log is the truth about failures: the count follows it.
+      const counts = { done: this.previous.counts.done + succeeded, failed: remaining };
       await writeState(statePath, { ...this.previous, counts, updated: new Date().toISOString() });
       this.log.info(`${succeeded} of the failed jobs succeeded; ${remaining} remain in ${this.rerun.path}`);
       return;
@@ -573,7 +590,14 @@ export class Master extends EventEmitter<MasterEvents> {
   private async receive(): Promise<void> {
     const socket = this.socket!;
     try {
-      for await (const frames of socket) this.onFrames(frames);
+      for await (const frames of socket) {
+        try {
+          this.onFrames(frames);
+        } catch (error) {
+          // A bug of ours must not make the master deaf: report it and carry on.
+          this.log.error(`internal error handling a message: ${errorDetail(error)}`);
+        }
+      }
     } catch (error) {
       if (!socket.closed) this.log.error(`socket failed: ${messageOf(error)}`);
     }
@@ -589,14 +613,14 @@ export class Master extends EventEmitter<MasterEvents> {
     const peer = this.peers.get(routingId);
     if (!peer) {
       // A worker of an earlier master incarnation, or one we gave up on: it must start over.
-      if (message.type !== "bye" && this.phase !== "closing") this.sendTo(routingId, encodeMaster.reset());
+      if (message.type !== "bye" && this.phase !== "closing") this.reset(routingId);
       return this.drop(`${message.type} from an unknown worker`, routingId);
     }
     if (message.epoch !== this.epoch) return this.drop(`${message.type} for an earlier master`, routingId);
     peer.lastHeard = Date.now();
     switch (message.type) {
       case "credit":
-        if (this.phase === "running") {
+        if (this.phase === "running" && peer.unreachableSince === undefined) {
           this.peers.grant(peer, message.credit, Limits.maxCredit);
           this.dispatch();
         }
@@ -616,6 +640,16 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
+  /** Tells an unknown peer to say HELLO, at most once a heartbeat: it may send many messages. */
+  private reset(routingId: Buffer): void {
+    const key = routingId.toString("latin1");
+    const now = Date.now();
+    if (now - (this.resets.get(key) ?? 0) < this.heartbeatMs) return;
+    if (this.resets.size >= 10_000) this.resets.clear();
+    this.resets.set(key, now);
+    this.sendTo(routingId, encodeMaster.reset());
+  }
+
   private onHello(routingId: Buffer, hello: Extract<WorkerMessage, { type: "hello" }>): void {
     if (hello.version !== PROTOCOL_VERSION) {
       this.sendTo(
@@ -627,24 +661,28 @@ export class Master extends EventEmitter<MasterEvents> {
       );
       return this.drop(`hello of protocol ${hello.version}`, routingId);
     }
+    const known = this.peers.get(routingId);
+    if (known) {
+      // It reconnected or restarted: whatever was in flight may be lost, so it starts over. Its
+      // jobs count the attempt (come back as suspects), as for a worker that died: a job that
+      // breaks its worker's connection must not get free attempts for ever.
+      this.log.debug(`worker ${describePeer(known)} said HELLO again; its ${known.leased} jobs come back`);
+      this.releasePeer(known, true);
+      this.peers.remove(known);
+      this.afterSettling();
+    }
     if (this.phase === "closing" || this.phase === "stopping") {
       const reason = this.phase === "closing" && this.feeder?.exhausted ? "done" : "stopping";
       this.sendTo(routingId, encodeMaster.quit(reason, reason === "done" ? "the batch is finished" : "the master is stopping"));
       return;
     }
     if (this.phase !== "running") return;
-    const known = this.peers.get(routingId);
-    if (known) {
-      // It reconnected: what was in flight on the old connection may be lost, so it starts over.
-      this.releasePeer(known, false);
-      this.peers.remove(known);
-    }
     const now = Date.now();
     const peer = this.peers.add(routingId, hello.host, hello.pid, hello.concurrency, now);
     this.send(peer, encodeMaster.welcome(this.epoch, this.heartbeatMs));
     if (!known) {
       this.log.info(`worker ${describePeer(peer)} joined (concurrency ${peer.concurrency})`);
-      this.emit("worker-joined", { host: peer.host, pid: peer.pid, concurrency: peer.concurrency });
+      this.tell("worker-joined", { host: peer.host, pid: peer.pid, concurrency: peer.concurrency });
     }
   }
 
@@ -675,7 +713,7 @@ export class Master extends EventEmitter<MasterEvents> {
         continue;
       }
       this.log.debug(`job #${failure.id} failed (attempt ${attempts}): ${failure.message}`);
-      this.retryLater(peer, failure.id, this.backoff * 2 ** (attempts - 1));
+      this.retryLater(peer, failure.id, Math.min(MAX_BACKOFF_MS, this.backoff * 2 ** (attempts - 1)));
     }
     this.afterSettling(peer);
   }
@@ -749,7 +787,7 @@ export class Master extends EventEmitter<MasterEvents> {
     );
     ledger.fail(peer.index, id);
     this.log.warn(`job #${id} ${previewJob(payload, 60)} failed after ${attempts} attempts: ${error}`);
-    this.emit("job-failed", { id, job: payload, error, attempts });
+    this.tell("job-failed", { id, job: payload, error, attempts });
   }
 
   /**
@@ -773,7 +811,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private forget(peer: Peer, reason: string): void {
     this.peers.remove(peer);
     this.log.info(`worker ${describePeer(peer)} ${reason}`);
-    this.emit("worker-left", { host: peer.host, pid: peer.pid }, reason);
+    this.tell("worker-left", { host: peer.host, pid: peer.pid }, reason);
     this.afterSettling();
     this.dispatch();
   }
@@ -888,6 +926,15 @@ export class Master extends EventEmitter<MasterEvents> {
     peer.unreachableSince = Date.now();
     peer.credit = 0;
     this.peers.hungry.delete(peer);
+  }
+
+  /** Emits an event; a listener that throws is reported, and never breaks the master. */
+  private tell<E extends keyof MasterEvents>(event: E, ...args: MasterEvents[E]): void {
+    try {
+      (this.emit as (e: E, ...a: MasterEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.log.error(`a '${event}' listener threw: ${errorDetail(error)}`);
+    }
   }
 
   private drop(reason: string, routingId: Buffer | undefined): void {

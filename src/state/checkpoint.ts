@@ -9,7 +9,7 @@ import type { Ledger } from "../master/ledger.ts";
 import type { FailedLog } from "./failed-log.ts";
 import type { Skips } from "./skips.ts";
 import type { StateFile, StateIdentity } from "./state-file.ts";
-import { STATE_FORMAT, STATE_VERSION, writeState, writeStateSync } from "./state-file.ts";
+import { STATE_FORMAT, STATE_VERSION, writeState } from "./state-file.ts";
 
 export interface CheckpointOptions {
   path: string;
@@ -56,10 +56,6 @@ export class Checkpoint {
     await this.write(finished);
   }
 
-  /** The last write of a process that exits at once: no waiting for the failed log. */
-  flushSync(): void {
-    writeStateSync(this.options.path, this.build(false));
-  }
 
   private async write(finished: boolean): Promise<void> {
     const { ledger } = this.options;

@@ -1,10 +1,10 @@
 /**
  * The failed log, `<state>.failed.jsonl`: one JSON line per job that used up its attempts. It is
- * flushed to disk before any checkpoint that counts those jobs as finished, so a failure is
- * never lost: it is either in this log or the job runs again.
+ * on disk before any state file that counts those jobs as finished, so a failure is never lost:
+ * it is either in this log or the job runs again.
  */
-import type { FileHandle } from "node:fs/promises";
-import { open, readFile, rm } from "node:fs/promises";
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { decodeRich, encodeRich, previewJob } from "../codec.ts";
 import { UserError, messageOf } from "../errors.ts";
 
@@ -49,42 +49,40 @@ export function failedLine(entry: FailureRecord, payload: unknown): FailedJob {
   };
 }
 
+/**
+ * Failures wait in memory and are written (and fsynced) when a checkpoint flushes, just before
+ * the state that counts them as finished, and synchronously: there is no write in flight that a
+ * process exiting at once could cut short. A crash before that loses neither: the state does not
+ * count the job, so it runs again.
+ */
 export class FailedLog implements FailureSink {
-  private handle: Promise<FileHandle> | undefined;
-  private writes: Promise<void> = Promise.resolve();
-  private unsynced = false;
-  private error: unknown;
+  private pending: string[] = [];
+  private fd: number | undefined;
 
   constructor(readonly path: string) {}
 
   append(entry: FailureRecord, payload: unknown): void {
-    const text = `${JSON.stringify(failedLine(entry, payload))}\n`;
-    this.handle ??= open(this.path, "a", 0o644);
-    const handle = this.handle;
-    this.unsynced = true;
-    this.writes = this.writes
-      .then(async () => {
-        await (await handle).appendFile(text);
-      })
-      .catch((error: unknown) => {
-        this.error ??= error;
-      });
+    this.pending.push(`${JSON.stringify(failedLine(entry, payload))}\n`);
   }
 
-  /** Waits until every appended line is on disk. Throws if a write failed. */
-  async flush(): Promise<void> {
-    await this.writes;
-    if (this.error) throw new Error(`cannot write the failed log ${this.path}: ${messageOf(this.error)}`);
-    if (this.unsynced && this.handle) {
-      this.unsynced = false;
-      await (await this.handle).sync();
+  flush(): Promise<void> {
+    if (this.pending.length > 0) {
+      try {
+        this.fd ??= openSync(this.path, "a", 0o644);
+        writeSync(this.fd, this.pending.join(""));
+        fsyncSync(this.fd);
+        this.pending = [];
+      } catch (error) {
+        return Promise.reject(new Error(`cannot write the failed log ${this.path}: ${messageOf(error)}`));
+      }
     }
+    return Promise.resolve();
   }
 
   async close(): Promise<void> {
     await this.flush();
-    if (this.handle) await (await this.handle).close();
-    this.handle = undefined;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
@@ -97,8 +95,9 @@ export async function readFailedJobs(path: string): Promise<{ entries: FailedJob
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { entries: [], jobs: [] };
     throw new UserError(`cannot read the failed log ${path}: ${messageOf(error)}`);
   }
-  const entries: FailedJob[] = [];
-  const jobs: unknown[] = [];
+  // A job can be logged twice (it failed again after a crash that came before the state file
+  // counted it): it runs again once, with its last entry.
+  const byJob = new Map<string, FailedJob>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
@@ -106,11 +105,18 @@ export async function readFailedJobs(path: string): Promise<{ entries: FailedJob
     try {
       const entry = JSON.parse(line) as FailedJob;
       if (typeof entry.packed !== "string") throw new Error("no 'packed' field");
-      jobs.push(decodeRich(Buffer.from(entry.packed, "base64")));
-      entries.push(entry);
+      byJob.delete(entry.packed);
+      byJob.set(entry.packed, entry);
     } catch (error) {
       throw new UserError(`failed log ${path} line ${i + 1} is damaged: ${messageOf(error)}`);
     }
+  }
+  const entries = [...byJob.values()];
+  let jobs: unknown[];
+  try {
+    jobs = entries.map((entry) => decodeRich(Buffer.from(entry.packed, "base64")));
+  } catch (error) {
+    throw new UserError(`failed log ${path} is damaged: ${messageOf(error)}`);
   }
   return { entries, jobs };
 }

@@ -33,16 +33,17 @@ export class Skips {
     return this.left > 0 && this.budget > 0;
   }
 
-  /** Whether `job` was already finished; each recorded job matches once. */
-  take(job: unknown): boolean {
+  /** The hash of `job` if an earlier run finished it, else undefined; each recorded job matches once. */
+  take(job: unknown): Buffer | undefined {
     this.budget--;
-    const key = hashJob(job).toString("hex");
+    const hash = hashJob(job);
+    const key = hash.toString("hex");
     const count = this.counts.get(key);
-    if (count === undefined) return false;
+    if (count === undefined) return undefined;
     if (count === 1) this.counts.delete(key);
     else this.counts.set(key, count - 1);
     this.left--;
-    return true;
+    return hash;
   }
 
   /** Hashes not met yet, to carry into the next checkpoint while they may still be met. */

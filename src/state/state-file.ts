@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { writeFileAtomic, writeFileAtomicSync } from "./atomic-file.ts";
+import { writeFileAtomic } from "./atomic-file.ts";
 import { UserError, messageOf } from "../errors.ts";
 import { JOB_HASH_BYTES } from "../codec.ts";
 import { parseRuns } from "../id-runs.ts";
@@ -168,11 +168,6 @@ function serialise(state: StateFile): string {
 /** Writes the state atomically: a crash at any moment leaves either the old file or the new. */
 export async function writeState(path: string, state: StateFile): Promise<void> {
   await writeFileAtomic(path, serialise(state));
-}
-
-/** The same, synchronously: for the last write of a process that must exit now. */
-export function writeStateSync(path: string, state: StateFile): void {
-  writeFileAtomicSync(path, serialise(state));
 }
 
 /** `--reset`: forget the state (and the failed log that belongs to it). */

@@ -16,6 +16,8 @@ export class JobContext {
   settled = false;
   /** @internal The job's --job-timeout timer. */
   timer: NodeJS.Timeout | undefined;
+  /** @internal The epoch of the master that handed out the job. */
+  epoch = 0;
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private logger: JobLog | undefined;

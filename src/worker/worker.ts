@@ -84,6 +84,10 @@ type Handler = (job: unknown, ctx: JobContext) => unknown;
 
 /** A synchronous run of jobs may hold the event loop this long before it yields. */
 const SLICE_MS = 5;
+/** Failures per FAIL message: with the lengths below, a message stays under a megabyte. */
+const FAILURES_PER_MESSAGE = 64;
+const MAX_FAILURE_MESSAGE = 1024;
+const MAX_FAILURE_STACK = 4096;
 /**
  * Prefetch covers this much work at the measured rate, between 2 x concurrency and the caps: a
  * number of jobs, and a number of bytes so that large jobs do not pile up in memory (here, in
@@ -116,7 +120,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private prefetch: number;
   /** Average encoded size of a job, measured on the batches received. */
   private bytesPerJob = 0;
+  /** The epoch of the master that last welcomed us (0: none yet). */
   private epoch = 0;
+  /** Whether our account with that master stands; false from a (re)HELLO until its WELCOME. */
+  private welcomed = false;
   private connected = false;
   private everConnected = false;
   /** Why the master's end refused the handshake, if it did: said when giving up. */
@@ -143,7 +150,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.address = config.address ?? DEFAULT_ADDRESS;
     this.concurrency = positiveInteger(config.concurrency, 1, "concurrency");
     this.fixedPrefetch = config.prefetch === undefined ? undefined : positiveInteger(config.prefetch, 1, "prefetch");
-    this.prefetch = this.fixedPrefetch ?? 2 * this.concurrency;
+    // `prefetch` here counts the jobs held in all, running ones included.
+    this.prefetch = this.fixedPrefetch === undefined ? 2 * this.concurrency : this.concurrency + this.fixedPrefetch;
     this.jobTimeout = config.jobTimeout === undefined ? undefined : positiveInteger(config.jobTimeout, 1, "jobTimeout");
     this.liveness = {
       timeoutMs: positiveInteger(config.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
@@ -220,6 +228,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const reporter = setInterval(() => this.emit("progress", this.stats()), 1000);
 
     const end = await this.ended;
+    // Whatever ended the worker, it starts no more jobs.
+    this.draining = true;
+    this.queue.clear();
     clearInterval(ticker);
     clearInterval(reporter);
     this.flush();
@@ -299,7 +310,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
         }
         this.lastContact = Date.now();
         if (parsed.message.type === "jobs") this.measure(body.length, parsed.message.payloads.length);
-        this.onMessage(parsed.message);
+        try {
+          this.onMessage(parsed.message);
+        } catch (error) {
+          // A bug of ours must not make the worker deaf: report it and carry on.
+          this.log.error(`internal error handling a ${parsed.message.type} message: ${errorDetail(error)}`);
+        }
       }
     } catch (error) {
       if (!socket.closed) this.log.error(`socket failed: ${messageOf(error)}`);
@@ -309,9 +325,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private onMessage(message: MasterMessage): void {
     switch (message.type) {
       case "welcome":
-        this.epoch = message.epoch;
+        if (message.epoch !== this.epoch) {
+          // Another master (a restarted one): its ids name other jobs than the outcomes we
+          // still hold, so those must never reach it.
+          this.acks.take();
+          this.failures = [];
+          this.epoch = message.epoch;
+        }
         // Each welcome starts a fresh account with the master: jobs of an earlier one are
         // not leased to us any more, and what we asked for is forgotten.
+        this.welcomed = true;
         this.queue.clear();
         this.requested = 0;
         this.log.debug(`welcomed by the master (epoch ${message.epoch})`);
@@ -320,7 +343,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         else this.flush();
         return;
       case "jobs":
-        if (message.epoch !== this.epoch) return;
+        if (!this.welcomed || message.epoch !== this.epoch) return;
         if (this.draining) {
           // Sent before the master heard that we are leaving: straight back.
           const unstarted = new JobQueue();
@@ -335,7 +358,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       case "ping":
         return;
       case "reset":
-        this.restart();
+        // One HELLO at a time: stale messages each earn a RESET, and a HELLO is already out.
+        if (this.welcomed) this.restart();
         return;
       case "quit":
         this.onQuit(message.reason, message.message);
@@ -360,7 +384,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Forget the current account and say HELLO again. */
   private restart(): void {
-    this.epoch = 0;
+    this.welcomed = false;
     this.queue.clear();
     this.requested = 0;
     this.hello();
@@ -386,8 +410,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       });
       return;
     }
-    if (this.epoch === 0 && now - this.lastHello >= this.liveness.timeoutMs) this.hello();
-    else if (this.epoch !== 0 && now - this.lastSent >= this.heartbeatMs) this.send(encodeWorker.ping(this.epoch));
+    if (!this.welcomed && now - this.lastHello >= this.liveness.timeoutMs) this.hello();
+    else if (this.welcomed && now - this.lastSent >= this.heartbeatMs) this.send(encodeWorker.ping(this.epoch));
   }
 
   // ---- running jobs ------------------------------------------------------------------------
@@ -402,6 +426,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       const job = this.queue.shift();
       if (!job) break;
       const ctx = new JobContext(job.id, job.attempt, this.log);
+      ctx.epoch = this.epoch;
       this.running++;
       if (this.jobTimeout !== undefined) ctx.timer = setTimeout(() => this.timeOut(ctx), this.jobTimeout);
       let result: unknown;
@@ -440,14 +465,16 @@ export class Worker extends EventEmitter<WorkerEvents> {
     ctx.settled = true;
     clearTimeout(ctx.timer);
     this.running--;
+    // An outcome for another master's job (ours restarted meanwhile) is not reported to this one.
+    const report = ctx.epoch === this.epoch;
     if (error === undefined) {
       this.done++;
-      this.acks.add(ctx.id);
+      if (report) this.acks.add(ctx.id);
     } else {
       this.failed++;
       const failure = describeFailure(error);
       this.log.debug(`job #${ctx.id} failed (attempt ${ctx.attempt}): ${failure.message}`);
-      this.failures.push({ id: ctx.id, ...failure });
+      if (report) this.failures.push({ id: ctx.id, ...failure });
     }
     if (!this.pumping) {
       this.pump();
@@ -466,12 +493,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** Sends what finished, and asks for more jobs when fewer are held than the prefetch. */
   private flush(): void {
-    if (this.epoch === 0) return;
+    if (!this.welcomed) return;
     if (this.acks.count > 0) this.send(encodeWorker.done(this.epoch, this.acks.take()));
-    if (this.failures.length > 0) {
-      this.send(encodeWorker.fail(this.epoch, this.failures));
-      this.failures = [];
+    // In bounded messages: one over the master's frame limit would cost the connection.
+    for (let i = 0; i < this.failures.length; i += FAILURES_PER_MESSAGE) {
+      this.send(encodeWorker.fail(this.epoch, this.failures.slice(i, i + FAILURES_PER_MESSAGE)));
     }
+    this.failures = [];
     if (this.draining) return;
     this.adaptPrefetch();
     const want = this.prefetch - (this.queue.size + this.running + this.requested);
@@ -510,10 +538,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private finishDrain(): void {
     const unstarted = this.queue.clear();
-    if (this.epoch !== 0 && unstarted.length > 0) this.send(encodeWorker.return(this.epoch, unstarted));
+    if (this.welcomed && unstarted.length > 0) this.send(encodeWorker.return(this.epoch, unstarted));
     const leave = () => {
       this.flush();
-      if (this.epoch !== 0) this.send(encodeWorker.bye(this.epoch));
+      if (this.welcomed) this.send(encodeWorker.bye(this.epoch));
       this.settle({ exitCode: ExitCode.Ok, outcome: "stopped" });
     };
     if (this.running === 0) leave();
@@ -540,9 +568,23 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
+/** What a thrown value says, whatever was thrown: even `Object.create(null)`. */
 function describeFailure(error: unknown): { message: string; stack: string } {
-  const message = (error instanceof Error ? error.message || error.name : String(error)).slice(0, 4096);
-  const stack = (error instanceof Error && error.stack ? error.stack : "").slice(0, 16384);
+  const text = (read: () => unknown): string => {
+    try {
+      const value = read();
+      return typeof value === "string" ? value : String(value);
+    } catch {
+      return Object.prototype.toString.call(error);
+    }
+  };
+  const isError = error instanceof Error;
+  const message = text(() => (isError ? error.message || error.name : error)).slice(0, MAX_FAILURE_MESSAGE);
+  const stack = isError ? text(() => error.stack ?? "").slice(0, MAX_FAILURE_STACK) : "";
   return { message, stack };
+}
+
+function errorDetail(error: unknown): string {
+  return error instanceof Error && error.stack ? error.stack : String(error);
 }
 

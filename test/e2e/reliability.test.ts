@@ -232,7 +232,8 @@ test("a job that kills its worker fails after --max-attempts deaths, and the job
   const spawn = start(t, "tm-spawn", [recorder, "4", "--address", address, "--concurrency", "4", "--no-progress"], { env });
   const [m, s] = await allExit([master, spawn]);
   assert.equal(m.code, 2, master.stderr);
-  assert.equal(s.code, 9, "two of the workers were killed by the job");
+  assert.equal(s.code, 0, spawn.stderr);
+  assert.equal(spawn.stderr.match(/died \(exit code 9\); starting another/g)?.length, 2, "each worker the job killed was replaced");
   const failed = failedLog(join(dir, "s.failed.jsonl"));
   assert.deepEqual(
     failed.map((f) => [f.id, f.attempts]),
@@ -285,4 +286,100 @@ test("an iterator that blocks the master for longer than the workers' timeout lo
   const { lost, duplicates } = report(t, 30_000, out);
   assert.deepEqual(lost, []);
   assert.equal(duplicates, 0);
+});
+
+test("tm-run replaces the workers a job kills, so the job fails and the batch finishes", { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "out");
+  const { exit, stderr } = await runToEnd(
+    t,
+    "tm-run",
+    [recorder, "2", "count=2000", "--state", join(dir, "s.json"), "--no-progress"],
+    { env: { TM_TEST_OUT: out, TM_TEST_KILL: "1234" } },
+    120_000,
+  );
+  assert.equal(exit.code, 2, stderr);
+  assert.deepEqual(
+    failedLog(join(dir, "s.failed.jsonl")).map((f) => [f.id, f.attempts]),
+    [[1234, 3]],
+  );
+  assert.deepEqual(report(t, 2000, out).lost, [1234]);
+});
+
+test("failures with long messages in large batches are reported, not looped on", { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "out");
+  const { exit, stderr } = await runToEnd(
+    t,
+    "tm-run",
+    [recorder, "1", "count=3000", "--state", join(dir, "s.json"), "--prefetch", "2000", "--max-attempts", "2", "--backoff", "0", "--no-progress"],
+    { env: { TM_TEST_OUT: out, TM_TEST_FAIL: "every:1", TM_TEST_ERROR_BYTES: "20000" } },
+    120_000,
+  );
+  assert.equal(exit.code, 2, stderr.slice(-2000));
+  const failed = failedLog(join(dir, "s.failed.jsonl"));
+  assert.equal(failed.length, 3000);
+  assert.ok(failed.every((f) => f.attempts === 2));
+});
+
+test("a handler that throws something other than an Error fails its job, and its worker lives on", async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "out");
+  const { exit, stderr } = await runToEnd(
+    t,
+    "tm-run",
+    [recorder, "1", "count=200", "--state", join(dir, "s.json"), "--max-attempts", "1", "--no-progress"],
+    { env: { TM_TEST_OUT: out, TM_TEST_ODD: "3,150" } },
+  );
+  assert.equal(exit.code, 2, stderr);
+  assert.deepEqual(
+    failedLog(join(dir, "s.failed.jsonl")).map((f) => [f.id, f.error]),
+    [
+      [3, "[object Object]"],
+      [150, "[object Object]"],
+    ],
+  );
+  assert.deepEqual(report(t, 200, out).lost, [3, 150]);
+});
+
+test("two Ctrl-Cs in a row while jobs fail: every job is done, in the failed log, or run again on resume", { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "out");
+  const state = join(dir, "s.json");
+  const args = [recorder, "2", "count=5000", "--state", state, "--max-attempts", "1", "--concurrency", "4", "--no-progress"];
+  const env = { TM_TEST_OUT: out, TM_TEST_FAIL: "every:7", TM_TEST_DELAY_MS: "1" };
+  const first = start(t, "tm-run", args, { env });
+  await until(() => handledJobs(out).size >= 1500, "1,500 jobs handled");
+  first.kill("SIGINT");
+  await first.waitFor(/stopping: waiting for running jobs/);
+  first.kill("SIGINT");
+  assert.equal((await first.exit()).code, 130, first.stderr);
+  const second = await runToEnd(t, "tm-run", args, { env: { ...env, TM_TEST_DELAY_MS: "0" } });
+  assert.equal(second.exit.code, 2, second.stderr);
+  const failed = new Set(failedLog(join(dir, "s.failed.jsonl")).map((f) => Number(f.job)));
+  const handled = handledJobs(out);
+  const missing = [...Array(5000).keys()].filter((job) => !handled.has(job) && !failed.has(job));
+  assert.deepEqual(missing, [], "jobs neither done nor in the failed log");
+  assert.ok([...failed].every((job) => job % 7 === 0), "only failing jobs are in the failed log");
+});
+
+test("resuming a resumed run does not run again what the first run finished", { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "out");
+  const state = join(dir, "s.json");
+  const args = [recorder, "2", "count=3000", "--state", state, "--grace", "200", "--concurrency", "4", "--no-progress"];
+  // Job 5 hangs, so the watermark stays on it while the jobs after it finish.
+  const env = { TM_TEST_OUT: out, TM_TEST_HANG: "5", TM_TEST_DELAY_MS: "1" };
+  for (let run = 1; run <= 2; run++) {
+    const proc = start(t, "tm-run", args, { env });
+    if (run === 1) await until(() => handledJobs(out).size >= 1000, "1,000 jobs handled");
+    else await proc.waitFor(/worker \S+ joined/);
+    proc.kill("SIGINT");
+    assert.equal((await proc.exit()).code, 130, proc.stderr);
+  }
+  const third = await runToEnd(t, "tm-run", args, { env: { TM_TEST_OUT: out } });
+  assert.equal(third.exit.code, 0, third.stderr);
+  const { lost, duplicates } = report(t, 3000, out);
+  assert.deepEqual(lost, []);
+  assert.ok(duplicates <= 16, `${duplicates} jobs ran twice: the jobs finished in the first run must not run again`);
 });

@@ -620,3 +620,31 @@ test("a snapshot before the watermark has no resume point when the last finished
   assert.deepEqual(snapshot.completed, [1, 1]);
   assert.deepEqual(snapshot.hashes, hashJob("p1"));
 });
+
+test("jobs admitted as finished (skipped on resume) are never leased, and the watermark passes them", () => {
+  const ledger = new Ledger({ firstId: 0, window: 100 });
+  ledger.admit("p0");
+  ledger.admitFinished("p1", hashJob("p1"));
+  ledger.admitFinished("p2", hashJob("p2"));
+  ledger.admit("p3");
+  assert.equal(ledger.queued, 2);
+  const lease = ledger.lease(W1, 10);
+  assert.deepEqual(lease?.runs, [0, 1, 1, 3, 1, 1]);
+  assert.deepEqual(lease?.payloads, ["p0", "p3"]);
+  assert.equal(ledger.queued, 0);
+  assert.equal(ledger.complete(W1, 0, 1), 1);
+  assert.equal(ledger.base, 3, "the watermark passes the finished ones");
+  assert.equal(ledger.doneCount, 1, "jobs finished by an earlier run are not counted again");
+  // They stay on record until the watermark passes them: the next state file still lists them.
+  const snapshot = ledger.snapshot(hashJob);
+  assert.equal(snapshot.resume?.id, 3);
+});
+
+test("a job admitted as finished at the front moves the cursor and the watermark at once", () => {
+  const ledger = new Ledger({ firstId: 5, window: 100 });
+  ledger.admitFinished("a", hashJob("a"));
+  assert.equal(ledger.base, 6);
+  assert.equal(ledger.queued, 0);
+  ledger.admit("b");
+  assert.deepEqual(ledger.lease(W1, 5)?.runs, [6, 1, 1]);
+});
