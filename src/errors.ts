@@ -32,3 +32,16 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
   return String(error);
 }
+
+/** Everything known of a thrown value: its stack, and its causes', for `--log-level debug`. */
+export function errorDetail(error: unknown): string {
+  let text: string;
+  try {
+    text = error instanceof Error && error.stack ? error.stack : String(error);
+  } catch {
+    text = Object.prototype.toString.call(error);
+  }
+  const cause = error instanceof Error ? error.cause : undefined;
+  if (cause !== undefined) text += `\ncaused by: ${errorDetail(cause)}`;
+  return text;
+}

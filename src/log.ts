@@ -69,6 +69,3 @@ export class Logger {
     status?.redraw();
   }
 }
-
-/** A logger that drops everything: the library's default when the caller passes none. */
-export const silentLogger = new Logger("taskmaster", "silent");

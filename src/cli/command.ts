@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import type { ParseArgsConfig } from "node:util";
 import { parseArgs } from "node:util";
-import { ExitCode, UserError, messageOf } from "../errors.ts";
+import { ExitCode, UserError, errorDetail, messageOf } from "../errors.ts";
 import type { LogLevel } from "../log.ts";
 import { LOG_LEVELS, Logger, parseLogLevel } from "../log.ts";
 
@@ -82,18 +82,11 @@ export async function main(
 function report(name: string, error: unknown, level: LogLevel): number {
   if (error instanceof UserError) {
     process.stderr.write(`${name}: ${error.message}\n`);
-    if (level === "debug") process.stderr.write(`${detail(error)}\n`);
+    if (level === "debug") process.stderr.write(`${errorDetail(error)}\n`);
     return error.exitCode;
   }
-  process.stderr.write(`${name}: unexpected error: ${messageOf(error)}\n${detail(error)}\n`);
+  process.stderr.write(`${name}: unexpected error: ${messageOf(error)}\n${errorDetail(error)}\n`);
   return ExitCode.Usage;
-}
-
-function detail(error: unknown): string {
-  let text = error instanceof Error && error.stack ? error.stack : String(error);
-  const cause = error instanceof Error ? error.cause : undefined;
-  if (cause !== undefined) text += `\ncaused by: ${detail(cause)}`;
-  return text;
 }
 
 const NEGATIVE_NUMBER = /^-\d/;

@@ -51,9 +51,6 @@ export interface Lease {
   count: number;
 }
 
-/** Why an acknowledgement was not accepted: the id was not leased to that worker. */
-export type Rejection = "not-leased";
-
 export class Ledger {
   /** The watermark: the lowest id not finished. */
   base: number;

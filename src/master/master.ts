@@ -14,7 +14,7 @@ import { randomInt } from "node:crypto";
 import { resolve } from "node:path";
 import * as zmq from "zeromq";
 import { decodeRich, previewJob, serialisationProblem } from "../codec.ts";
-import { ExitCode, UserError, messageOf } from "../errors.ts";
+import { ExitCode, UserError, errorDetail, messageOf } from "../errors.ts";
 import { Logger } from "../log.ts";
 import type { Halt } from "../options.ts";
 import { describeHalt, nonNegativeInteger, parseHalt, positiveInteger } from "../options.ts";
@@ -953,6 +953,3 @@ export function runMaster(options: MasterOptions): Master {
 
 
 
-function errorDetail(error: unknown): string {
-  return error instanceof Error && error.stack ? error.stack : String(error);
-}

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import * as zmq from "zeromq";
-import { ExitCode, UserError, messageOf } from "../errors.ts";
+import { ExitCode, UserError, errorDetail, messageOf } from "../errors.ts";
 import { IdRunsBuilder, countIds } from "../id-runs.ts";
 import { Logger } from "../log.ts";
 import { positiveInteger } from "../options.ts";
@@ -584,7 +584,4 @@ function describeFailure(error: unknown): { message: string; stack: string } {
   return { message, stack };
 }
 
-function errorDetail(error: unknown): string {
-  return error instanceof Error && error.stack ? error.stack : String(error);
-}
 
