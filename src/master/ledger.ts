@@ -15,6 +15,11 @@
  * buffer). All per-job state lives in typed arrays indexed by `id & mask`, so the hot path
  * (admit, lease a run, complete a run) allocates nothing per job.
  *
+ * A job's payload object is held only until it is sent: then the slot points at the encoded
+ * batch it went out in (see `attach`), and the object is decoded from it again in the rare
+ * cases it is needed (a retry, a failure, a checkpoint). Large jobs then die young in the heap,
+ * instead of waiting in it, promoted to the old generation, for their acknowledgements.
+ *
  * Jobs held by a worker that died are *suspects*: one of them may have killed it. They are
  * queued apart and handed out one at a time (see `leaseSuspect`), so that when a suspect kills
  * its next worker too, the death is its own, and a poison job uses up its attempts without
@@ -42,6 +47,13 @@ export interface LedgerStart {
   /** The id of the first job the iterator will yield (the resume point, or 0). */
   firstId: number;
   window: number;
+  /** The payloads of an encoded batch given to `attach`, in order. */
+  decodeBatch?: ((bytes: Buffer) => unknown[]) | undefined;
+}
+
+/** The encoded batch that sent jobs' payloads live in; shared by the slots of its jobs. */
+class SentBatch {
+  constructor(readonly bytes: Buffer) {}
 }
 
 /** A batch leased to one worker: `runs` is `[start, count, attempt, …]`, payloads in order. */
@@ -71,7 +83,12 @@ export class Ledger {
 
   private capacity: number;
   private mask: number;
+  /** The payload object, or the SentBatch it went out in (with its place in `position`). */
   private payload: unknown[];
+  private position: Int32Array;
+  private readonly decodeBatch: ((bytes: Buffer) => unknown[]) | undefined;
+  /** The last batch decoded, as failures and retries often come from the same one. */
+  private decoded: { batch: SentBatch; payloads: unknown[] } | undefined;
   private state: Uint8Array;
   private owner: Int32Array;
   private attempts: Uint8Array;
@@ -84,15 +101,17 @@ export class Ledger {
   /** Ids whose worker died holding them, handed out one at a time before all others. */
   private suspects: number[] = [];
   /** The payload of the newest job the watermark passed: the resume point when nothing is open. */
-  private lastFinished: { id: number; payload: unknown; hash?: Buffer } | undefined;
+  private lastFinished: { id: number; payload: unknown; position: number; hash?: Buffer } | undefined;
 
-  constructor({ firstId, window }: LedgerStart) {
+  constructor({ firstId, window, decodeBatch }: LedgerStart) {
     if (!Number.isSafeInteger(window) || window < 1) throw new RangeError("window must be >= 1");
     this.base = this.next = this.cursor = this.firstId = firstId;
     this.window = window;
     this.capacity = Math.min(1024, nextPowerOfTwo(window));
     this.mask = this.capacity - 1;
     this.payload = new Array<unknown>(this.capacity);
+    this.position = new Int32Array(this.capacity);
+    this.decodeBatch = decodeBatch;
     this.state = new Uint8Array(this.capacity);
     this.owner = new Int32Array(this.capacity);
     this.attempts = new Uint8Array(this.capacity);
@@ -175,7 +194,7 @@ export class Ledger {
       const attempt = ++this.attempts[slot]!;
       this.state[slot] = LEASED;
       this.owner[slot] = worker;
-      payloads.push(this.payload[slot]);
+      payloads.push(this.materialize(slot));
       const n = runs.length;
       if (n > 0 && runs[n - 3]! + runs[n - 2]! === id && runs[n - 1] === attempt) runs[n - 2]!++;
       else runs.push(id, 1, attempt);
@@ -239,7 +258,7 @@ export class Ledger {
     this.state[slot] = LEASED;
     this.owner[slot] = worker;
     this.leased++;
-    return { runs: [id, 1, attempt], payloads: [this.payload[slot]], count: 1 };
+    return { runs: [id, 1, attempt], payloads: [this.materialize(slot)], count: 1 };
   }
 
   /**
@@ -283,8 +302,40 @@ export class Ledger {
 
   /** The payload of an open job (undefined once a finished job's payload was dropped). */
   payloadOf(id: number): unknown {
-    const payload = this.payload[id & this.mask];
-    return payload === DROPPED ? undefined : payload;
+    return this.materialize(id & this.mask);
+  }
+
+  /**
+   * Records that a lease went out as `bytes`: its jobs' payload objects are let go, and decoded
+   * from `bytes` again should they be needed.
+   */
+  attach(lease: Lease, bytes: Buffer): void {
+    if (!this.decodeBatch) return;
+    const batch = new SentBatch(bytes);
+    const { runs } = lease;
+    let k = 0;
+    for (let r = 0; r < runs.length; r += 3) {
+      for (let id = runs[r]!, end = id + runs[r + 1]!; id < end; id++, k++) {
+        const slot = id & this.mask;
+        this.payload[slot] = batch;
+        this.position[slot] = k;
+      }
+    }
+  }
+
+  private materialize(slot: number): unknown {
+    return this.resolvePayload(this.payload[slot], this.position[slot]!);
+  }
+
+  private resolvePayload(value: unknown, position: number): unknown {
+    if (value === DROPPED) return undefined;
+    if (!(value instanceof SentBatch)) return value;
+    let decoded = this.decoded;
+    if (decoded?.batch !== value) {
+      decoded = { batch: value, payloads: this.decodeBatch!(value.bytes) };
+      this.decoded = decoded;
+    }
+    return decoded.payloads[position];
   }
 
   /** Records a leased job as failed for good (the caller has written it to the failed log). */
@@ -352,11 +403,12 @@ export class Ledger {
     const parts: Uint8Array[] = [];
     let resume: { id: number; payload: unknown } | undefined;
     if (this.base < this.next && !beforeWatermark) {
-      resume = { id: this.base, payload: this.payload[this.base & this.mask] };
+      resume = { id: this.base, payload: this.materialize(this.base & this.mask) };
     } else if (this.lastFinished) {
       const last = this.lastFinished;
-      last.hash ??= hash(last.payload);
-      if (last.payload !== DROPPED) resume = { id: last.id, payload: last.payload };
+      const payload = this.resolvePayload(last.payload, last.position);
+      last.hash ??= hash(payload);
+      if (last.payload !== DROPPED) resume = { id: last.id, payload };
       completed.add(last.id);
       parts.push(last.hash);
     }
@@ -366,7 +418,7 @@ export class Ledger {
       if (state !== DONE && state !== FAILED) continue;
       const at = slot * JOB_HASH_BYTES;
       if (!this.hashed[slot]) {
-        this.hashes.set(hash(this.payload[slot]), at);
+        this.hashes.set(hash(this.materialize(slot)), at);
         this.hashed[slot] = 1;
         // The newest job keeps its payload: if the watermark reaches it, it is the resume point.
         if (id !== this.next - 1) this.payload[slot] = DROPPED;
@@ -374,6 +426,8 @@ export class Ledger {
       completed.add(id);
       parts.push(this.hashes.subarray(at, at + JOB_HASH_BYTES));
     }
+    // The decoded batches were for this snapshot: let them go.
+    this.decoded = undefined;
     return { resume, completed: completed.take(), hashes: Buffer.concat(parts) };
   }
 
@@ -389,7 +443,7 @@ export class Ledger {
     }
     if (id === this.base) return;
     const lastSlot = (id - 1) & mask;
-    this.lastFinished = { id: id - 1, payload: this.payload[lastSlot] };
+    this.lastFinished = { id: id - 1, payload: this.payload[lastSlot], position: this.position[lastSlot]! };
     if (this.hashed[lastSlot]) {
       const at = lastSlot * JOB_HASH_BYTES;
       this.lastFinished.hash = Buffer.from(this.hashes.subarray(at, at + JOB_HASH_BYTES));
@@ -425,6 +479,7 @@ export class Ledger {
     const capacity = this.capacity * 2;
     const mask = capacity - 1;
     const payload = new Array<unknown>(capacity);
+    const position = new Int32Array(capacity);
     const state = new Uint8Array(capacity);
     const owner = new Int32Array(capacity);
     const attempts = new Uint8Array(capacity);
@@ -434,6 +489,7 @@ export class Ledger {
       const from = id & this.mask;
       const to = id & mask;
       payload[to] = this.payload[from];
+      position[to] = this.position[from]!;
       state[to] = this.state[from]!;
       owner[to] = this.owner[from]!;
       attempts[to] = this.attempts[from]!;
@@ -444,6 +500,7 @@ export class Ledger {
     this.capacity = capacity;
     this.mask = mask;
     this.payload = payload;
+    this.position = position;
     this.state = state;
     this.owner = owner;
     this.attempts = attempts;

@@ -19,7 +19,7 @@ import { Logger } from "../log.ts";
 import type { Halt } from "../options.ts";
 import { describeHalt, nonNegativeInteger, parseHalt, positiveInteger } from "../options.ts";
 import type { JobFailure, WorkerMessage } from "../protocol.ts";
-import { Limits, PROTOCOL_VERSION, encodeMaster, parseWorkerMessage } from "../protocol.ts";
+import { Limits, PROTOCOL_VERSION, encodeMaster, parseMasterMessage, parseWorkerMessage } from "../protocol.ts";
 import { Checkpoint } from "../state/checkpoint.ts";
 import type { FailureSink } from "../state/failed-log.ts";
 import { FailedLog, failedLogPath, readFailedJobs, removeFailedLog } from "../state/failed-log.ts";
@@ -107,6 +107,8 @@ const HALT_SAMPLE = 100;
 /** Jobs in one JOBS message at most, and bytes (estimated) at most. */
 const MAX_BATCH = 1000;
 const MAX_BATCH_BYTES = 256 * 1024;
+/** Jobs of at least this many bytes (on average in a batch) are kept as their encoded batch. */
+const ATTACH_BYTES_PER_JOB = 64;
 /** Bytes (estimated) of jobs held ready to hand out at most; see the Feeder. */
 const BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -414,7 +416,7 @@ export class Master extends EventEmitter<MasterEvents> {
       this.log.info(`resuming from ${statePath}: ${previous.counts.done} jobs done, at ${previous.resume?.preview ?? "the start"}`);
     }
     this.total = await readTotal(mod, this.options);
-    const ledger = new Ledger({ firstId: previous?.resume?.id ?? 0, window: this.window });
+    const ledger = new Ledger({ firstId: previous?.resume?.id ?? 0, window: this.window, decodeBatch });
     const skips = previous ? new Skips(Buffer.from(previous.hashes, "base64"), 2 * this.window) : undefined;
     const args: Record<string, unknown> = { ...this.options };
     if (previous?.resume) args.last = decodeRich(Buffer.from(previous.resume.job, "base64"));
@@ -451,7 +453,12 @@ export class Master extends EventEmitter<MasterEvents> {
     this.total = (previous.counts.done ?? 0) + (previous.counts.failed ?? 0);
     this.rerun = new FailedRerun(failedPath, entries);
     this.failures = this.rerun;
-    return { ledger: new Ledger({ firstId: 0, window: this.window }), skips: undefined, iterator: jobs[Symbol.iterator](), sync: true };
+    return {
+      ledger: new Ledger({ firstId: 0, window: this.window, decodeBatch }),
+      skips: undefined,
+      iterator: jobs[Symbol.iterator](),
+      sync: true,
+    };
   }
 
   /** The last write of a run: the state file (and failed log), or a rerun's outcome. */
@@ -859,6 +866,8 @@ export class Master extends EventEmitter<MasterEvents> {
       return false;
     }
     peer.leased += lease.count;
+    // Large jobs are let go once encoded (see Ledger.attach); small ones cost less kept as they are.
+    if (bytes.length >= lease.count * ATTACH_BYTES_PER_JOB) this.ledger!.attach(lease, bytes);
     this.send(peer, bytes);
     return true;
   }
@@ -951,5 +960,9 @@ export function runMaster(options: MasterOptions): Master {
   return new Master(options);
 }
 
-
-
+/** The payloads of a JOBS message this master encoded (see Ledger.attach). */
+function decodeBatch(bytes: Buffer): unknown[] {
+  const parsed = parseMasterMessage(bytes);
+  if (!parsed.ok || parsed.message.type !== "jobs") throw new Error(`cannot decode a batch of this master: ${parsed.ok ? parsed.message.type : parsed.reason}`);
+  return parsed.message.payloads;
+}

@@ -648,3 +648,26 @@ test("a job admitted as finished at the front moves the cursor and the watermark
   ledger.admit("b");
   assert.deepEqual(ledger.lease(W1, 5)?.runs, [6, 1, 1]);
 });
+
+test("a sent job's payload is let go and decoded again from its batch when needed", () => {
+  const decoded: Buffer[] = [];
+  const decodeBatch = (bytes: Buffer) => {
+    decoded.push(bytes);
+    return (JSON.parse(bytes.toString()) as { payloads: unknown[] }).payloads;
+  };
+  const ledger = new Ledger({ firstId: 0, window: 100, decodeBatch });
+  for (const p of ["p0", "p1", "p2", "p3"]) ledger.admit(p);
+  const lease = ledger.lease(W1, 4)!;
+  ledger.attach(lease, Buffer.from(JSON.stringify({ payloads: lease.payloads })));
+  assert.equal(decoded.length, 0, "nothing is decoded until it is needed");
+  assert.equal(ledger.payloadOf(2), "p2");
+  assert.equal(ledger.payloadOf(3), "p3");
+  assert.equal(decoded.length, 1, "one batch is decoded once for consecutive needs");
+  // Retried jobs go out again with their payload; finished ones are hashed from it.
+  assert.equal(ledger.requeue(W1, 1, false), true);
+  assert.deepEqual(ledger.lease(W2, 4)?.payloads, ["p1"]);
+  ledger.complete(W1, 2, 2);
+  const snapshot = ledger.snapshot(hashJob);
+  assert.deepEqual(snapshot.resume, { id: 0, payload: "p0" });
+  assert.deepEqual(snapshot.hashes, Buffer.concat([hashJob("p2"), hashJob("p3")]));
+});
