@@ -4,6 +4,7 @@
 import type { MessageLike, Writable } from "zeromq";
 import * as zmq from "zeromq";
 import { UserError } from "./errors.ts";
+import { positiveInteger } from "./options.ts";
 
 export const DEFAULT_ADDRESS = "tcp://127.0.0.1:3050";
 
@@ -14,6 +15,14 @@ export interface Liveness {
 }
 
 export const DEFAULT_LIVENESS: Liveness = { timeoutMs: 2500, retries: 3 };
+
+/** Liveness from `timeout` and `retries` options, checked, with the seed's defaults. */
+export function livenessFrom(options: { timeout?: number | undefined; retries?: number | undefined }): Liveness {
+  return {
+    timeoutMs: positiveInteger(options.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
+    retries: positiveInteger(options.retries, DEFAULT_LIVENESS.retries, "retries"),
+  };
+}
 
 /** How long a peer may stay silent before it counts as gone. */
 export function silenceLimit({ timeoutMs, retries }: Liveness): number {

@@ -188,6 +188,13 @@ export function requireTarget(spec: CommandSpec, positionals: string[]): string 
   return target;
 }
 
+/** The N positional (after TARGET) of tm-run and tm-spawn, or a one-line error. */
+export function requireWorkerCount(spec: CommandSpec, positionals: string[]): number {
+  const count = positionals[1];
+  if (count === undefined) throw new UserError(`missing N, the number of workers (usage: ${spec.usage})`);
+  return parseInteger(count, "N, the number of workers,");
+}
+
 /**
  * Calls `stop` on SIGINT/SIGTERM: the first asks for a graceful stop, the next for an immediate
  * one. Returns a function that removes the handlers.

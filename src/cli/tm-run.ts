@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 import { ProgressLine } from "../progress.ts";
 import { run } from "../run.ts";
-import { UserError } from "../errors.ts";
 import type { CommandSpec } from "./command.ts";
-import { main, onStopSignals, parseInteger, parseJobOptions, requireTarget } from "./command.ts";
+import { main, onStopSignals, parseJobOptions, requireTarget, requireWorkerCount } from "./command.ts";
 import { connectionFlags, insecureFlag, masterFlags, masterOptions, wantProgress, workerFlags, workerOptions } from "./flags.ts";
 import { masterSample, reportResult } from "./summary.ts";
 
@@ -28,9 +27,7 @@ const spec: CommandSpec = {
 
 await main(spec, async ({ flags, positionals, logger, logLevel }) => {
   const target = requireTarget(spec, positionals);
-  const count = positionals[1];
-  if (count === undefined) throw new UserError(`missing N, the number of workers (usage: ${spec.usage})`);
-  const workers = parseInteger(count, "N, the number of workers,");
+  const workers = requireWorkerCount(spec, positionals);
   const { handleJob, concurrency, prefetch, jobTimeout } = workerOptions(flags);
   const batch = run({
     target,

@@ -1,9 +1,8 @@
 #!/usr/bin/env node
-import { UserError } from "../errors.ts";
 import { ProgressLine } from "../progress.ts";
 import { WorkerPool } from "../spawn.ts";
 import type { CommandSpec } from "./command.ts";
-import { main, onStopSignals, parseInteger, requireTarget } from "./command.ts";
+import { main, onStopSignals, requireTarget, requireWorkerCount } from "./command.ts";
 import { connectionFlags, wantProgress, workerFlags, workerOptions, workerSecurityFlags } from "./flags.ts";
 
 const spec: CommandSpec = {
@@ -17,9 +16,7 @@ const spec: CommandSpec = {
 
 await main(spec, async ({ flags, positionals, logger, logLevel }) => {
   const target = requireTarget(spec, positionals);
-  const count = positionals[1];
-  if (count === undefined) throw new UserError(`missing N, the number of workers (usage: ${spec.usage})`);
-  const workers = parseInteger(count, "N, the number of workers,");
+  const workers = requireWorkerCount(spec, positionals);
   const started = Date.now();
   const pool = new WorkerPool({ target, workers, ...workerOptions(flags), logLevel, logger });
   const progress = wantProgress(flags)

@@ -191,9 +191,7 @@ export class Ledger {
         (skipped ??= []).push(id);
         continue;
       }
-      const attempt = ++this.attempts[slot]!;
-      this.state[slot] = LEASED;
-      this.owner[slot] = worker;
+      const attempt = this.leaseAgain(worker, slot);
       payloads.push(this.materialize(slot));
       const n = runs.length;
       if (n > 0 && runs[n - 3]! + runs[n - 2]! === id && runs[n - 1] === attempt) runs[n - 2]!++;
@@ -254,11 +252,16 @@ export class Ledger {
     const id = this.suspects.shift();
     if (id === undefined) return undefined;
     const slot = id & this.mask;
-    const attempt = ++this.attempts[slot]!;
-    this.state[slot] = LEASED;
-    this.owner[slot] = worker;
+    const attempt = this.leaseAgain(worker, slot);
     this.leased++;
     return { runs: [id, 1, attempt], payloads: [this.materialize(slot)], count: 1 };
+  }
+
+  /** Leases a job that was out before to `worker`; returns its attempt number. */
+  private leaseAgain(worker: number, slot: number): number {
+    this.state[slot] = LEASED;
+    this.owner[slot] = worker;
+    return ++this.attempts[slot]!;
   }
 
   /**

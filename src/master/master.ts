@@ -34,7 +34,7 @@ import { checkExposure, readAllowList, readKeyPair, zap } from "../security.ts";
 import type { Liveness } from "../transport.ts";
 import {
   DEFAULT_ADDRESS,
-  DEFAULT_LIVENESS,
+  livenessFrom,
   Outbox,
   checkAddress,
   checkZeroMQ,
@@ -224,10 +224,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.address = config.address ?? MASTER_DEFAULTS.address;
     this.size = positiveInteger(config.size, MASTER_DEFAULTS.size, "size");
     this.window = Math.max(positiveInteger(config.window, MASTER_DEFAULTS.window, "window"), this.size + 1);
-    this.liveness = {
-      timeoutMs: positiveInteger(config.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
-      retries: positiveInteger(config.retries, DEFAULT_LIVENESS.retries, "retries"),
-    };
+    this.liveness = livenessFrom(config);
     this.maxAttempts = Math.min(MAX_ATTEMPTS, positiveInteger(config.maxAttempts, MASTER_DEFAULTS.maxAttempts, "maxAttempts"));
     this.backoff = nonNegativeInteger(config.backoff, MASTER_DEFAULTS.backoff, "backoff");
     this.grace = nonNegativeInteger(config.grace, MASTER_DEFAULTS.grace, "grace");
@@ -728,8 +725,7 @@ export class Master extends EventEmitter<MasterEvents> {
   /** Jobs given back unstarted; a worker returns jobs when it is leaving, so it wants no more. */
   private onReturn(peer: Peer, runs: number[]): void {
     const ledger = this.ledger!;
-    peer.credit = 0;
-    this.peers.hungry.delete(peer);
+    this.peers.revokeCredit(peer);
     for (let i = 0; i < runs.length; i += 2) {
       for (let id = runs[i]!, end = id + runs[i + 1]!; id < end; id++) {
         if (ledger.requeue(peer.index, id, false)) peer.leased--;
@@ -811,8 +807,8 @@ export class Master extends EventEmitter<MasterEvents> {
       }
     }
     peer.leased = 0;
-    peer.credit = 0;
     peer.suspect = undefined;
+    this.peers.revokeCredit(peer);
   }
 
   private forget(peer: Peer, reason: string): void {
@@ -933,8 +929,7 @@ export class Master extends EventEmitter<MasterEvents> {
     if (!peer || this.phase === "closing" || peer.unreachableSince !== undefined) return;
     this.log.debug(`cannot reach worker ${describePeer(peer)}: ${messageOf(error)}`);
     peer.unreachableSince = Date.now();
-    peer.credit = 0;
-    this.peers.hungry.delete(peer);
+    this.peers.revokeCredit(peer);
   }
 
   /** Emits an event; a listener that throws is reported, and never breaks the master. */

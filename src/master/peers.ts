@@ -56,6 +56,12 @@ export class Peers {
     this.hungry.delete(peer);
   }
 
+  /** It gets no more jobs until it asks again (it is leaving, gone, or starting over). */
+  revokeCredit(peer: Peer): void {
+    peer.credit = 0;
+    this.hungry.delete(peer);
+  }
+
   grant(peer: Peer, credit: number, max: number): void {
     peer.credit = Math.min(max, peer.credit + credit);
     if (peer.credit > 0) this.hungry.add(peer);

@@ -21,7 +21,7 @@ import { isLocalAddress, readKeyPair, readPublicKey } from "../security.ts";
 import type { Liveness } from "../transport.ts";
 import {
   DEFAULT_ADDRESS,
-  DEFAULT_LIVENESS,
+  livenessFrom,
   Outbox,
   checkAddress,
   checkZeroMQ,
@@ -153,10 +153,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     // `prefetch` here counts the jobs held in all, running ones included.
     this.prefetch = this.fixedPrefetch === undefined ? 2 * this.concurrency : this.concurrency + this.fixedPrefetch;
     this.jobTimeout = config.jobTimeout === undefined ? undefined : positiveInteger(config.jobTimeout, 1, "jobTimeout");
-    this.liveness = {
-      timeoutMs: positiveInteger(config.timeout, DEFAULT_LIVENESS.timeoutMs, "timeout"),
-      retries: positiveInteger(config.retries, DEFAULT_LIVENESS.retries, "retries"),
-    };
+    this.liveness = livenessFrom(config);
     this.heartbeatMs = heartbeatInterval(this.liveness);
     this.ended = new Promise((resolve) => (this.settle = resolve));
     this.finished = this.run();
